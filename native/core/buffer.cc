@@ -1,43 +1,109 @@
-// Native tensor memory. alloc(bytes) returns an ArrayBuffer over 64-byte-aligned native memory, so typed
-// arrays in JS see it without copies. Release is deterministic: free(buffer) detaches the ArrayBuffer (JS
-// can no longer touch it) and frees the memory at once. The ArrayBuffer's finalizer is only a safety net
-// for buffers that were never freed. Live bytes are reported to V8 (napi_adjust_external_memory) so the GC
-// sees native memory pressure, and counted here for leak tests (liveBytes()).
+// Native tensor memory. alloc(bytes) returns an ArrayBuffer over 64-byte-aligned, zero-filled native memory, so
+// typed arrays in JS see it without copies. Release is deterministic: free(buffer) detaches the ArrayBuffer (JS can
+// no longer touch it) and returns the memory at once. The ArrayBuffer's finalizer is only a safety net for buffers
+// that were never freed. Live bytes are reported to V8 (napi_adjust_external_memory) so the GC sees native memory
+// pressure, and counted here for leak tests (liveBytes()).
+//
+// Large blocks (>= 256 KiB) come from mmap, which the kernel hands out already zeroed, and freed large blocks are
+// kept in a small cache keyed by size: a training step allocates the same sizes every step, and a fresh mapping
+// costs a page fault per 4 KiB on first touch. Reused blocks are zeroed with a parallel memset. The cache holds at
+// most MACLM_ALLOC_CACHE_MB (default 1024) MiB; trimAllocCache() empties it.
 #include <napi.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
 #include "core/registry.h"
+#include "core/threadpool.h"
 
 namespace maclm {
 namespace {
 
+constexpr size_t kLarge = 256 * 1024;
+
 struct Block {
   void* ptr;
-  size_t bytes;
+  size_t bytes;  // capacity actually reserved
   bool freed;
 };
 
 std::atomic<int64_t> live_bytes{0};
 std::atomic<int64_t> live_blocks{0};
 
-// Live blocks by data pointer, so free(arrayBuffer) finds its Block. Only the JS thread touches it; the
-// mutex is for safety should a finalizer ever run elsewhere.
-std::mutex blocks_mu;
-std::unordered_map<void*, Block*> blocks;
+// Only the JS thread allocates and frees; the mutex is for safety should a finalizer ever run elsewhere.
+std::mutex mu;
+std::unordered_map<void*, Block*> blocks;  // live blocks by data pointer, so free(arrayBuffer) finds its Block
+std::multimap<size_t, void*> cache;        // freed large blocks by capacity
+size_t cached_bytes = 0;
+
+size_t cache_limit() {
+  static size_t limit = [] {
+    const char* env = std::getenv("MACLM_ALLOC_CACHE_MB");
+    return static_cast<size_t>(env ? std::atoll(env) : 1024) << 20;
+  }();
+  return limit;
+}
+
+void zero(void* p, size_t bytes) {
+  char* c = static_cast<char*>(p);
+  parallel_for(static_cast<int64_t>(bytes), 1 << 20, [&](int64_t b, int64_t e) { std::memset(c + b, 0, e - b); });
+}
+
+void* raw_alloc(size_t bytes) {
+  if (bytes < kLarge) {
+    void* p = std::aligned_alloc(64, bytes);
+    if (p) std::memset(p, 0, bytes);
+    return p;
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    auto it = cache.find(bytes);
+    if (it != cache.end()) {
+      void* p = it->second;
+      cache.erase(it);
+      cached_bytes -= bytes;
+      zero(p, bytes);
+      return p;
+    }
+  }
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void raw_free(void* p, size_t bytes) {
+  if (bytes < kLarge) {
+    std::free(p);
+    return;
+  }
+  std::lock_guard<std::mutex> lk(mu);
+  if (bytes <= cache_limit()) {
+    cache.emplace(bytes, p);
+    cached_bytes += bytes;
+    // Evict the largest blocks first until under the limit.
+    while (cached_bytes > cache_limit() && !cache.empty()) {
+      auto last = std::prev(cache.end());
+      munmap(last->second, last->first);
+      cached_bytes -= last->first;
+      cache.erase(last);
+    }
+  } else {
+    munmap(p, bytes);
+  }
+}
 
 void release(Napi::Env env, Block* b) {
   if (b->freed) return;
   {
-    std::lock_guard<std::mutex> lk(blocks_mu);
+    std::lock_guard<std::mutex> lk(mu);
     auto it = blocks.find(b->ptr);
     if (it != blocks.end() && it->second == b) blocks.erase(it);
   }
-  std::free(b->ptr);
+  raw_free(b->ptr, b->bytes);
   b->freed = true;
   live_bytes -= static_cast<int64_t>(b->bytes);
   live_blocks--;
@@ -45,8 +111,8 @@ void release(Napi::Env env, Block* b) {
   napi_adjust_external_memory(env, -static_cast<int64_t>(b->bytes), &ignored);
 }
 
-// Node runs external-buffer finalizers later on the JS thread (never synchronously inside detach), so a
-// Block is deleted only here, after any explicit free.
+// Node runs external-buffer finalizers later on the JS thread (never synchronously inside detach), so a Block is
+// deleted only here, after any explicit free.
 void finalize(napi_env env, void* /*data*/, void* hint) {
   Block* b = static_cast<Block*>(hint);
   release(Napi::Env(env), b);
@@ -58,22 +124,23 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   const double requested = info[0].As<Napi::Number>().DoubleValue();
   if (!(requested >= 0) || requested > 1e12) throw Napi::RangeError::New(env, "alloc: bad byte count");
   const size_t bytes = static_cast<size_t>(requested);
-  const size_t padded = ((bytes + 63) / 64) * 64 + 64;  // never zero-sized; room for vector tails
-  void* p = std::aligned_alloc(64, padded);
+  // Zero-size tensors own no native memory.
+  if (bytes == 0) return Napi::ArrayBuffer::New(env, 0);
+  size_t cap = ((bytes + 63) / 64) * 64 + 64;  // room for vector tails
+  if (cap >= kLarge) cap = ((cap + 65535) / 65536) * 65536;  // coarser sizes for large blocks: more cache hits
+  void* p = raw_alloc(cap);
   if (!p) throw Napi::Error::New(env, "alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
-  std::memset(p, 0, padded);
-  Block* b = new Block{p, padded, false};
+  Block* b = new Block{p, cap, false};
   {
-    std::lock_guard<std::mutex> lk(blocks_mu);
+    std::lock_guard<std::mutex> lk(mu);
     blocks[p] = b;
   }
-  live_bytes += static_cast<int64_t>(padded);
+  live_bytes += static_cast<int64_t>(cap);
   live_blocks++;
   int64_t ignored;
-  napi_adjust_external_memory(env, static_cast<int64_t>(padded), &ignored);
+  napi_adjust_external_memory(env, static_cast<int64_t>(cap), &ignored);
   napi_value ab;
-  napi_status s = napi_create_external_arraybuffer(env, p, bytes, finalize, b, &ab);
-  if (s != napi_ok) {
+  if (napi_create_external_arraybuffer(env, p, bytes, finalize, b, &ab) != napi_ok) {
     release(env, b);
     delete b;
     throw Napi::Error::New(env, "alloc: napi_create_external_arraybuffer failed");
@@ -86,11 +153,11 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "free: expected an ArrayBuffer");
   Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
-  if (ab.IsDetached()) return env.Undefined();
+  if (ab.IsDetached() || ab.ByteLength() == 0) return env.Undefined();
   void* data = ab.Data();
   Block* b = nullptr;
   {
-    std::lock_guard<std::mutex> lk(blocks_mu);
+    std::lock_guard<std::mutex> lk(mu);
     auto it = blocks.find(data);
     if (it != blocks.end()) b = it->second;
   }
@@ -104,7 +171,17 @@ Napi::Value LiveBytes(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(live_bytes.load())));
   o.Set("blocks", Napi::Number::New(info.Env(), static_cast<double>(live_blocks.load())));
+  std::lock_guard<std::mutex> lk(mu);
+  o.Set("cachedBytes", Napi::Number::New(info.Env(), static_cast<double>(cached_bytes)));
   return o;
+}
+
+Napi::Value TrimAllocCache(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lk(mu);
+  for (auto& [bytes, p] : cache) munmap(p, bytes);
+  cache.clear();
+  cached_bytes = 0;
+  return info.Env().Undefined();
 }
 
 }  // namespace
@@ -112,5 +189,6 @@ Napi::Value LiveBytes(const Napi::CallbackInfo& info) {
 MACLM_EXPORT(alloc, Alloc);
 MACLM_EXPORT(free, Free);
 MACLM_EXPORT(liveBytes, LiveBytes);
+MACLM_EXPORT(trimAllocCache, TrimAllocCache);
 
 }  // namespace maclm

@@ -26,7 +26,10 @@ class Pool {
     stop();
     n = std::max(1, n);
     quit_ = false;
-    for (int i = 1; i < n; i++) workers_.emplace_back([this, i] { loop(i); });
+    // Workers start from the current generation, so a pool resized after earlier work never reruns a finished
+    // task, and cannot miss one posted right after this returns.
+    const uint64_t gen = generation_;
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, i, gen] { loop(i, gen); });
   }
 
   void run(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
@@ -55,8 +58,7 @@ class Pool {
     }
   }
 
-  void loop(int i) {
-    uint64_t seen = 0;
+  void loop(int i, uint64_t seen) {
     for (;;) {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [&] { return quit_ || generation_ != seen; });

@@ -15,7 +15,8 @@ type Floats = Float32Array | Float64Array;
 export interface NativeAddon {
   alloc(bytes: number): ArrayBuffer;
   free(buffer: ArrayBuffer): void;
-  liveBytes(): { bytes: number; blocks: number };
+  liveBytes(): { bytes: number; blocks: number; cachedBytes: number };
+  trimAllocCache(): void;
   numThreads(): number;
   setNumThreads(n: number): void;
   gemmBackend(): "openblas" | "builtin";

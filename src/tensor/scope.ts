@@ -17,6 +17,12 @@ export function track(t: Tensor): void {
   stack[stack.length - 1]?.add(t);
 }
 
+/** Removes `t` from every open scope: its owner (e.g. a Module holding parameters) disposes it explicitly. */
+export function untrack<T extends Tensor>(t: T): T {
+  for (const frame of stack) frame.delete(t);
+  return t;
+}
+
 /** Exempts tensors from the current scope's cleanup (they move to the enclosing scope). */
 export function keep<T extends Tensor>(t: T): T {
   const top = stack[stack.length - 1];

@@ -136,7 +136,10 @@ export class Tensor {
     return Array.from(this.data);
   }
 
-  /** A tensor sharing this one's memory with another shape of the same size (-1 infers one dim). */
+  /**
+   * A tensor sharing this one's memory with another shape of the same size (-1 infers one dim). Not recorded by
+   * autograd: for kernels and backward functions. Model code uses the differentiable reshape() op.
+   */
   reshapeView(shape: Shape): Tensor {
     const sh = [...shape];
     const inferred = sh.indexOf(-1);
