@@ -1,0 +1,47 @@
+/**
+ * `npx tsx dev/bench/profile-block.ts [--ms]`: where the GPT-2 block's forward+backward time goes, per kernel
+ * (wraps every registered CPU kernel with a timer). For development, not a benchmark of record.
+ */
+import { grad, kernels, noGrad, scope } from "../../src/tensor/index.js";
+import { randn } from "../../src/tensor/random.js";
+import { GPT2Block } from "./gpt2-block.js";
+
+const k = kernels("cpu") as unknown as Record<string, (...a: unknown[]) => unknown>;
+const stats = new Map<string, { n: number; ms: number }>();
+// Reach the implementation object behind the proxy by wrapping through registerKernels' table.
+const { registerKernels } = await import("../../src/tensor/backend.js");
+const wrapped: Record<string, unknown> = {};
+for (const name of Object.keys(k)) {
+  const f = k[name]!;
+  wrapped[name] = (...a: unknown[]) => {
+    const t0 = process.hrtime.bigint();
+    const r = f(...a);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    const key = name === "binary" ? `binary.${String(a[0])}` : name;
+    const s = stats.get(key) ?? { n: 0, ms: 0 };
+    s.n++;
+    s.ms += ms;
+    stats.set(key, s);
+    return r;
+  };
+}
+registerKernels("cpu", wrapped);
+
+const [B, T, C, NH] = [4, 256, 768, 12];
+const blk = new GPT2Block(C, NH, 7);
+const x = randn([B, T, C], { seed: 3 }).requireGrad();
+const g = randn([B, T, C], { seed: 4 });
+const params = [x, ...blk.parameters()];
+const reps = 5;
+for (const mode of ["fwd", "fwdbwd"] as const) {
+  for (let i = 0; i < 2; i++) scope(() => (mode === "fwd" ? void noGrad(() => blk.forward(x)) : void grad(blk.forward(x), params, { gradOutput: g })));
+  stats.clear();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < reps; i++)
+    scope(() => (mode === "fwd" ? void noGrad(() => blk.forward(x)) : void grad(blk.forward(x), params, { gradOutput: g })));
+  const total = Number(process.hrtime.bigint() - t0) / 1e6 / reps;
+  const rows = [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  const inKernels = rows.reduce((s, [, v]) => s + v.ms, 0) / reps;
+  console.log(`\n${mode}: ${total.toFixed(1)} ms per step, ${inKernels.toFixed(1)} ms in kernels`);
+  for (const [name, v] of rows) console.log(`  ${name.padEnd(24)} ${(v.ms / reps).toFixed(2).padStart(8)} ms  x${v.n / reps}`);
+}
