@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { expectClose, gradCheck } from "../../../test/helpers/numeric.js";
-import { Tensor, add, affine, axpyInPlace, div, mul, scope, sub } from "../index.js";
+import { Tensor, add, affine, axpyInPlace, div, expand, mul, scope, sub } from "../index.js";
 import { randn } from "../random.js";
 import { refBinary } from "../reference/basic.js";
 
@@ -68,5 +68,18 @@ describe("elementwise", () => {
       const out = add(a, b);
       const ref = refBinary(refs.add, a.data, a.shape, b.data, b.shape, out.shape);
       expectClose(out.data, ref, { rtol: 1e-6 }, "add large");
+    }));
+});
+
+describe("expand", () => {
+  it("copies a broadcast operand to the target shape and sums gradients back", () =>
+    scope(() => {
+      const x = randn([1, 3, 1], { seed: 9, dtype: "float64" }).requireGrad();
+      const y = expand(x, [2, 3, 4]);
+      expect(y.shape).toEqual([2, 3, 4]);
+      const ref = refBinary((a, b) => a + b, new Float64Array(24), [2, 3, 4], x.data, x.shape, [2, 3, 4]);
+      expectClose(y.data, ref, { rtol: 0 });
+      gradCheck((t) => expand(t, [2, 3, 4]), [x]);
+      expect(() => expand(x, [3, 2])).toThrow(/expand/);
     }));
 });

@@ -171,3 +171,16 @@ export function axpyInPlace(y: Tensor, x: Tensor, alpha = 1): void {
 export type { Floats };
 
 setGradAccumulator((a, b) => binaryRaw("add", a, b));
+
+/** x broadcast (copied) to `shape` (NumPy rules); backward sums over the broadcast dims. */
+export function expand(x: Tensor, shape: Shape): Tensor {
+  const target = broadcastShapes("expand", shape, x.shape);
+  if (target.length !== shape.length || target.some((d, i) => d !== shape[i]))
+    throw new ShapeError("expand", `cannot expand ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
+  const zero = Tensor.zeros([], x.dtype);
+  const plan: BroadcastPlan = { shape: target, stridesA: target.map(() => 0), stridesB: stridesIn(x.shape, target), mode: 0 };
+  const out = Tensor.empty(target, x.dtype, x.device);
+  kernels(x.device).binary("add", out, zero, x, plan);
+  zero.dispose();
+  return record(out, "expand", [x], (g) => [reduceTo(g, x.shape)]);
+}
