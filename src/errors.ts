@@ -11,7 +11,12 @@ export type ErrorCode =
   | "MACLM_NO_KERNEL"
   | "MACLM_BAD_CHECKPOINT"
   | "MACLM_BAD_FILE"
-  | "MACLM_AUTOGRAD";
+  | "MACLM_AUTOGRAD"
+  | "MACLM_DOWNLOAD_FAILED"
+  | "MACLM_CHECKSUM_MISMATCH"
+  | "MACLM_MODEL_NOT_FOUND"
+  | "MACLM_CONFIG_MISMATCH"
+  | "MACLM_DUPLICATE_ID";
 
 export class MacLmError extends Error {
   readonly code: ErrorCode;

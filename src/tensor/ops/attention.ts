@@ -253,7 +253,10 @@ function checkArgs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Att
       (bias.ndim === 3 && bias.shape.every((d, i) => d === want[i])) ||
       (bias.ndim === 4 && bias.dim(0) === B && bias.shape.slice(1).every((d, i) => d === want[i]));
     if (!ok)
-      throw new ShapeError(OP, `bias must be (NH, T, P + S) = (${want.join(", ")}) or (B, NH, T, P + S) = (${B}, ${want.join(", ")}); got ${shapes()}`);
+      throw new ShapeError(
+        OP,
+        `bias must be (NH, T, P + S) = (${want.join(", ")}) or (B, NH, T, P + S) = (${B}, ${want.join(", ")}); got ${shapes()}`,
+      );
   }
   const scale = opts.scale ?? 1 / Math.sqrt(HS);
   if (!Number.isFinite(scale))
