@@ -1,0 +1,173 @@
+/**
+ * MAC: a frozen base LM modulated by a memory of amortized contexts (Tack et al., NeurIPS 2024).
+ *
+ *   entry(doc)  = g_amort(doc)                          (T, d)   one forward pass, no gradient at adaptation
+ *   q0(q)       = g_question(q)                         (T, d)
+ *   z           = h_ψ(q0, bank)   (full, or hierarchical in groups of M)     (T, d)
+ *   φ*          = modulation(z)  → prefix K/V for every layer (or LoRA deltas)
+ *   answer      = generate(base LM | φ*, q)
+ *
+ * The trainable parts (amortizer, question encoder, aggregator, modulation) are this Module's parameters; the base
+ * LM is held privately, frozen, and never saved with them.
+ */
+import { MacLmError } from "../errors.js";
+import type { CausalLM, Modulation } from "../models/types.js";
+import { Module } from "../nn/module.js";
+import { Tensor, concat, crossEntropy, detach, noGrad, reshape, scope } from "../tensor/index.js";
+import type { Tokenizer } from "../tokenizers/index.js";
+import { generate, type GenerateOptions } from "../generate/index.js";
+import type { Aggregator } from "./aggregate/aggregator.js";
+import { aggregateFull, aggregateHierarchical, type MemorySource } from "./aggregate/hierarchical.js";
+import type { Amortizer } from "./amortize/amortizer.js";
+import { encodeTexts } from "./amortize/text-batch.js";
+import type { ModulationGenerator } from "./modulation/index.js";
+import { qaBatch } from "./qa-batch.js";
+
+export interface MacParts {
+  base: CausalLM;
+  baseTokenizer: Tokenizer;
+  amortizer: Amortizer;
+  questionEncoder: Amortizer;
+  aggregator: Aggregator;
+  modulation: ModulationGenerator;
+}
+
+export interface AggregationMode {
+  /** Hierarchical aggregation with groups of M entries; omitted: full aggregation over the whole bank. */
+  groupSize?: number;
+}
+
+export interface QaExample {
+  question: string;
+  answer: string;
+}
+
+export class MacModel extends Module {
+  amortizer: Amortizer;
+  question_encoder: Amortizer;
+  aggregator: Aggregator;
+  modulation: ModulationGenerator;
+  readonly #base: CausalLM;
+  readonly #baseTokenizer: Tokenizer;
+  /** Longest question+answer sequence fed to the base LM (reference: 128). */
+  maxQaLength = 128;
+
+  constructor(parts: MacParts) {
+    super();
+    if (parts.amortizer.outDim !== parts.base.hiddenSize || parts.questionEncoder.outDim !== parts.base.hiddenSize)
+      throw new MacLmError(
+        "MACLM_BAD_ARGUMENT",
+        `MacModel: amortizer width ${parts.amortizer.outDim} / question encoder width ${parts.questionEncoder.outDim} must equal the base LM's hidden size ${parts.base.hiddenSize}`,
+      );
+    if (parts.amortizer.numSlots !== parts.questionEncoder.numSlots)
+      throw new MacLmError("MACLM_BAD_ARGUMENT", "MacModel: amortizer and question encoder must have the same number of slots T");
+    this.amortizer = parts.amortizer;
+    this.question_encoder = parts.questionEncoder;
+    this.aggregator = parts.aggregator;
+    this.modulation = parts.modulation;
+    this.#base = parts.base;
+    this.#baseTokenizer = parts.baseTokenizer;
+    this.#base.freeze();
+  }
+
+  get base(): CausalLM {
+    return this.#base;
+  }
+
+  get baseTokenizer(): Tokenizer {
+    return this.#baseTokenizer;
+  }
+
+  get numSlots(): number {
+    return this.amortizer.numSlots;
+  }
+
+  /** Memory entries (N, T, d) for documents: the amortizer's forward, differentiable unless under noGrad(). */
+  amortize(documents: readonly string[]): Tensor {
+    const batch = encodeTexts(this.amortizer.tokenizer, documents, { maxLength: this.amortizer.maxLength });
+    return this.amortizer.forward(batch);
+  }
+
+  /** Question query tokens (B, T, d). */
+  encodeQuestions(questions: readonly string[]): Tensor {
+    const batch = encodeTexts(this.question_encoder.tokenizer, questions, { maxLength: this.question_encoder.maxLength });
+    return this.question_encoder.forward(batch);
+  }
+
+  /** φ* for each question: aggregate its query tokens over the memory, then map the latent to a modulation. */
+  modulate(q0: Tensor, memory: Tensor | MemorySource, mode: AggregationMode = {}): Modulation {
+    const z =
+      mode.groupSize !== undefined
+        ? aggregateHierarchical(this.aggregator, q0, memory, mode.groupSize)
+        : aggregateFull(this.aggregator, q0, memory as Tensor);
+    return this.modulation.forward(z);
+  }
+
+  /**
+   * MAC's training loss for a batch: every question attends to all K documents' entries (its own among them);
+   * cross-entropy over the answer tokens (+EOS) only, averaged over tokens. `gradDocs` documents (the first ones:
+   * the questions' own, as in the reference) carry gradients, the rest are encoded without (backpropagation dropout).
+   */
+  loss(documents: readonly string[], qa: readonly QaExample[], opts: { gradDocs?: number } = {}): Tensor {
+    const K = documents.length;
+    const keep = Math.min(K, opts.gradDocs ?? K);
+    const parts: Tensor[] = [];
+    if (keep > 0) parts.push(this.amortize(documents.slice(0, keep)));
+    if (keep < K) parts.push(noGrad(() => detach(this.amortize(documents.slice(keep)))));
+    const memory = parts.length === 1 ? parts[0]! : concat(parts, 0); // (K, T, d)
+    const q0 = this.encodeQuestions(qa.map((e) => e.question)); // (B, T, d)
+    const modulation = this.modulate(q0, memory);
+    return this.answerLoss(qa, modulation);
+  }
+
+  /** Token-averaged answer cross-entropy of the base LM under a modulation (or none). */
+  answerLoss(qa: readonly QaExample[], modulation?: Modulation): Tensor {
+    const b = qaBatch(
+      this.#baseTokenizer,
+      qa.map((e) => e.question),
+      qa.map((e) => e.answer),
+      { maxLength: this.maxQaLength },
+    );
+    const P = modulation?.prefix?.[0]?.k.dim(1) ?? 0;
+    const attentionMask = P > 0 ? prefixMask(b.mask, P) : b.mask;
+    const logits = this.#base.forward({ ids: b.ids, attentionMask, modulation }); // (B, L, V)
+    const V = logits.dim(2);
+    return crossEntropy(reshape(logits, [-1, V]), b.targets.reshapeView([-1]));
+  }
+
+  /** Memory entries for documents, in batches, without gradients (online adaptation: one forward pass each). */
+  amortizeBatched(documents: readonly string[], batchSize = 8): Tensor[] {
+    const out: Tensor[] = [];
+    noGrad(() => {
+      for (let i = 0; i < documents.length; i += batchSize) out.push(this.amortize(documents.slice(i, i + batchSize)));
+    });
+    return out;
+  }
+
+  /** Answers questions from a memory (one at a time, as the reference evaluates), with φ* applied. */
+  answer(
+    questions: readonly string[],
+    memory: Tensor | MemorySource | null,
+    opts: GenerateOptions & AggregationMode = {},
+  ): string[] {
+    const tok = this.#baseTokenizer;
+    return noGrad(() =>
+      questions.map((q) =>
+        scope(() => {
+          const modulation = memory === null ? undefined : this.modulate(this.encodeQuestions([q]), memory, opts);
+          const prompt = tok.encode(q.trim(), { addSpecialTokens: false });
+          const out = generate(this.#base, [prompt], { eosTokenId: tok.eosId, ...opts, modulation });
+          return tok.decode(out.sequences[0]!, { skipSpecialTokens: true }).trim();
+        }),
+      ),
+    );
+  }
+}
+
+/** (B, L) mask → (B, P + L) with the P prefix positions attended. */
+export function prefixMask(mask: Tensor, P: number): Tensor {
+  const [B, L] = mask.shape as [number, number];
+  const out = Tensor.full([B, P + L], 1);
+  for (let b = 0; b < B; b++) out.data.set(mask.data.subarray(b * L, (b + 1) * L), b * (P + L) + P);
+  return out;
+}

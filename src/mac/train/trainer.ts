@@ -1,0 +1,232 @@
+/**
+ * MAC's offline training (mac-reference 2): amortizer, question encoder, aggregator and modulation trained end to
+ * end on (document, question, answer) triples with the frozen base LM's answer loss.
+ *
+ * One optimizer step = gradAccum micro-batches of batchSize rows. In each micro-batch every kept question attends
+ * to all batchSize documents (its own among them, the others as distractors). Backpropagation dropout (keepRatio ρ):
+ * only the first round(ρ·batchSize) rows keep their question, and only their documents carry gradients — the
+ * others are encoded without, which bounds activation memory while the memory size stays batchSize.
+ * Adam(W) with linear warm-up then a constant rate, global-norm clipping; seeded; exact resume from checkpoints.
+ *
+ * Row order: epoch e visits the rows in the permutation Rng(seed + e); the cursor counts rows consumed, so a
+ * resumed run continues the same sequence.
+ */
+import { MacLmError } from "../../errors.js";
+import { dropoutState, setDropoutState } from "../../nn/layers.js";
+import { AdamW, type Tensor, axpyInPlace, clipGradNorm, concat, grad, kernels, noGrad, scope } from "../../tensor/index.js";
+import { Rng } from "../../tensor/random.js";
+import { scoreAll, type QaScores } from "../../eval/metrics.js";
+import type { MacModel } from "../model.js";
+import { type TrainState, latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+
+export interface TrainExample {
+  docId: string;
+  document: string;
+  question: string;
+  answers: string[];
+}
+
+export interface TrainOptions {
+  /** Optimizer steps to reach (a resumed run continues up to this). */
+  steps: number;
+  /** Rows (documents) per micro-batch: the memory size K seen in training. */
+  batchSize: number;
+  /** Backpropagation dropout keep ratio ρ ∈ (0, 1]. */
+  keepRatio?: number;
+  gradAccum?: number;
+  lr?: number;
+  warmupSteps?: number;
+  weightDecay?: number;
+  clip?: number;
+  seed?: number;
+  /** Keep the base LM's dropout active during training (the reference does). */
+  baseDropout?: boolean;
+  checkpointDir?: string;
+  checkpointEvery?: number;
+  evalEvery?: number;
+  /** Validation questions scored (greedy) at each evaluation. */
+  evalQuestions?: number;
+  /** Hierarchical groups for evaluation aggregation (undefined: full). */
+  evalGroupSize?: number;
+}
+
+export type TrainEvent =
+  | { kind: "step"; step: number; steps: number; loss: number; lr: number; gradNorm: number; ms: number }
+  | { kind: "eval"; step: number; loss: number; scores: QaScores; noMemory?: QaScores }
+  | { kind: "checkpoint"; step: number; path: string }
+  | { kind: "resume"; step: number; path: string };
+
+/** The shortest reference answer, capitalised, as the reference trains on (mac-reference 4.1). */
+export const trainingAnswer = (answers: readonly string[]): string => {
+  const a = answers.reduce((x, y) => (y.trim().length < x.trim().length ? y : x), answers[0] ?? "").trim();
+  return a.charAt(0).toUpperCase() + a.slice(1);
+};
+
+export class MacTrainer {
+  readonly opt: AdamW;
+  state: TrainState;
+  private readonly o: Required<Omit<TrainOptions, "checkpointDir" | "evalGroupSize">> & Pick<TrainOptions, "checkpointDir" | "evalGroupSize">;
+
+  constructor(
+    readonly model: MacModel,
+    readonly train: readonly TrainExample[],
+    readonly val: readonly TrainExample[],
+    opts: TrainOptions,
+  ) {
+    if (train.length < opts.batchSize)
+      throw new MacLmError("MACLM_BAD_ARGUMENT", `train: ${train.length} examples, fewer than batchSize ${opts.batchSize}`);
+    this.o = {
+      keepRatio: 1,
+      gradAccum: 1,
+      lr: 1e-4,
+      warmupSteps: 0,
+      weightDecay: 0,
+      clip: 1,
+      seed: 0,
+      baseDropout: false,
+      checkpointEvery: 100,
+      evalEvery: 0,
+      evalQuestions: 64,
+      ...opts,
+    };
+    if (!(this.o.keepRatio > 0 && this.o.keepRatio <= 1))
+      throw new MacLmError("MACLM_BAD_ARGUMENT", `train: keepRatio ${this.o.keepRatio} must be in (0, 1]`);
+    this.opt = new AdamW(
+      model.trainableParameters().map(([, t]) => t),
+      { lr: this.o.lr, weightDecay: this.o.weightDecay },
+    );
+    setDropoutState(this.o.seed * 1_000_003);
+    this.state = { step: 0, cursor: 0, dropoutSeed: dropoutState(), optimizer: { lr: this.o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: [], step: [] }, history: [], evals: [] };
+  }
+
+  /** Resumes from the newest checkpoint in checkpointDir, if any. */
+  resume(): string | null {
+    if (!this.o.checkpointDir) return null;
+    const path = latestCheckpoint(this.o.checkpointDir);
+    if (!path) return null;
+    this.state = loadCheckpoint(path, this.model, this.opt);
+    setDropoutState(this.state.dropoutSeed);
+    return path;
+  }
+
+  /** Rows for the micro-batch starting at the cursor (epoch permutations, seeded). */
+  private rows(count: number): TrainExample[] {
+    const n = this.train.length;
+    const out: TrainExample[] = [];
+    let perm: number[] = [];
+    let permEpoch = -1;
+    for (let i = 0; i < count; i++) {
+      const pos = this.state.cursor + i;
+      const epoch = Math.floor(pos / n);
+      if (epoch !== permEpoch) {
+        perm = new Rng(this.o.seed * 7919 + epoch).shuffle([...Array(n).keys()]);
+        permEpoch = epoch;
+      }
+      out.push(this.train[perm[pos % n]!]!);
+    }
+    this.state.cursor += count;
+    return out;
+  }
+
+  private lrAt(step: number): number {
+    const w = this.o.warmupSteps;
+    return w > 0 && step < w ? (this.o.lr * (step + 1)) / w : this.o.lr;
+  }
+
+  /** One optimizer step; returns the mean micro-batch loss and the gradient norm before clipping. */
+  step(): { loss: number; gradNorm: number } {
+    const { batchSize: K, keepRatio, gradAccum } = this.o;
+    const keep = Math.max(1, Math.round(K * keepRatio));
+    const params = this.model.trainableParameters().map(([, t]) => t);
+    this.model.train(true);
+    this.model.base.train(this.o.baseDropout);
+    let lossSum = 0;
+    let gradNorm = 0;
+    scope(() => {
+      let acc: ReturnType<typeof grad> | null = null;
+      for (let a = 0; a < gradAccum; a++) {
+        const rows = this.rows(K);
+        const grads = scope(() => {
+          const loss = this.model.loss(
+            rows.map((r) => r.document),
+            rows.slice(0, keep).map((r) => ({ question: r.question, answer: trainingAnswer(r.answers) })),
+            { gradDocs: keep },
+          );
+          lossSum += loss.item();
+          return grad(loss, params);
+        });
+        if (acc === null) acc = grads;
+        else acc.forEach((g, i) => axpyInPlace(g, grads[i]!, 1));
+      }
+      const grads = acc!;
+      if (gradAccum > 1) for (const g of grads) kernels(g.device).affine(g, g, 1 / gradAccum, 0);
+      gradNorm = clipGradNorm(grads, this.o.clip);
+      this.opt.lr = this.lrAt(this.state.step);
+      this.opt.step(grads);
+    });
+    this.state.step++;
+    this.state.dropoutSeed = dropoutState();
+    return { loss: lossSum / gradAccum, gradNorm };
+  }
+
+  /** Validation: answer loss with the memory of the validation documents, and greedy EM/F1 on a sample. */
+  evaluate(): { loss: number; scores: QaScores } {
+    const m = this.model;
+    m.eval();
+    return noGrad(() =>
+      scope(() => {
+        const docs = [...new Set(this.val.map((e) => e.document))];
+        const memory = scope(() => {
+          const parts = m.amortizeBatched(docs);
+          return parts.length === 1 ? parts[0]! : concatAll(parts);
+        });
+        const sample = this.val.slice(0, this.o.evalQuestions);
+        let lossSum = 0;
+        for (let i = 0; i < sample.length; i += 8) {
+          const batch = sample.slice(i, i + 8);
+          lossSum +=
+            scope(() => {
+              const mod = m.modulate(m.encodeQuestions(batch.map((e) => e.question)), memory, { groupSize: this.o.evalGroupSize });
+              return m.answerLoss(batch.map((e) => ({ question: e.question, answer: trainingAnswer(e.answers) })), mod).item();
+            }) * batch.length;
+        }
+        const preds = m.answer(
+          sample.map((e) => e.question),
+          memory,
+          { maxNewTokens: 16, groupSize: this.o.evalGroupSize },
+        );
+        return { loss: lossSum / Math.max(1, sample.length), scores: scoreAll(preds, sample.map((e) => e.answers)) };
+      }),
+    );
+  }
+
+  /** Trains up to opts.steps, yielding progress events; checkpoints periodically and at the end. */
+  *fit(): Generator<TrainEvent> {
+    const resumed = this.resume();
+    if (resumed) yield { kind: "resume", step: this.state.step, path: resumed };
+    const { steps, checkpointEvery, evalEvery, checkpointDir } = this.o;
+    while (this.state.step < steps) {
+      const t0 = performance.now();
+      const { loss, gradNorm } = this.step();
+      const ms = performance.now() - t0;
+      const step = this.state.step;
+      this.state.history.push({ step, loss, lr: this.opt.lr, gradNorm });
+      yield { kind: "step", step, steps, loss, lr: this.opt.lr, gradNorm, ms };
+      if (evalEvery > 0 && (step % evalEvery === 0 || step === steps) && this.val.length > 0) {
+        const ev = this.evaluate();
+        this.state.evals.push({ step, loss: ev.loss, ...ev.scores });
+        yield { kind: "eval", step, loss: ev.loss, scores: ev.scores };
+      }
+      if (checkpointDir && (step % checkpointEvery === 0 || step === steps)) {
+        const path = saveCheckpoint(checkpointDir, this.model, this.opt, this.state);
+        yield { kind: "checkpoint", step, path };
+      }
+    }
+  }
+
+  dispose(): void {
+    this.opt.dispose();
+  }
+}
+
+const concatAll = (parts: Tensor[]): Tensor => concat(parts, 0);

@@ -1,0 +1,76 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { MacTrainer } from "../../src/mac/train/trainer.js";
+import { grad, liveNativeMemory, scope } from "../../src/tensor/index.js";
+import { TINY_EXAMPLES, tinyMac } from "./tiny-mac.js";
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe("MAC training", () => {
+  it("gradients reach every trainable part and never the frozen base LM", () => {
+    const mac = tinyMac();
+    const trainable = mac.trainableParameters();
+    expect(trainable.length).toBeGreaterThan(10);
+    expect(mac.base.parameters().every((p) => !p.requiresGrad)).toBe(true);
+    // The base LM is not part of the MAC module's parameters (it is never saved with them).
+    const baseParams = new Set(mac.base.parameters());
+    expect(mac.parameters().some((p) => baseParams.has(p))).toBe(false);
+    scope(() => {
+      const loss = mac.loss(
+        TINY_EXAMPLES.map((e) => e.document),
+        TINY_EXAMPLES.map((e) => ({ question: e.question, answer: e.answers[0]! })),
+      );
+      const grads = grad(loss, trainable.map(([, t]) => t));
+      const dead = trainable.filter((_, i) => !grads[i]!.toArray().some((x) => x !== 0)).map(([n]) => n);
+      expect(dead).toEqual([]);
+    });
+    mac.dispose();
+    mac.base.dispose();
+  });
+
+  it("backpropagation dropout changes the memory held for backward, not the loss value", () => {
+    const mac = tinyMac().eval();
+    const docs = TINY_EXAMPLES.map((e) => e.document);
+    const qa = TINY_EXAMPLES.slice(0, 2).map((e) => ({ question: e.question, answer: e.answers[0]! }));
+    const measure = (gradDocs: number): { loss: number; held: number } =>
+      scope(() => {
+        const before = liveNativeMemory().bytes;
+        const loss = mac.loss(docs, qa, { gradDocs });
+        return { loss: loss.item(), held: liveNativeMemory().bytes - before };
+      });
+    const all = measure(docs.length);
+    const two = measure(2);
+    expect(two.loss).toBe(all.loss);
+    expect(two.held).toBeLessThan(all.held);
+    mac.dispose();
+    mac.base.dispose();
+  });
+
+  it("resuming from a checkpoint reproduces an uninterrupted run exactly", () => {
+    const opts = { batchSize: 4, keepRatio: 0.5, lr: 1e-3, warmupSteps: 2, seed: 5, checkpointEvery: 2 };
+    const run = (steps: number, dir?: string) => {
+      const mac = tinyMac({ seed: 3 });
+      const trainer = new MacTrainer(mac, TINY_EXAMPLES, [], { ...opts, steps, checkpointDir: dir });
+      const losses: number[] = [];
+      for (const ev of trainer.fit()) if (ev.kind === "step") losses.push(ev.loss);
+      const params = mac.trainableParameters().map(([n, t]) => [n, Float32Array.from(t.data)] as const);
+      trainer.dispose();
+      mac.dispose();
+      mac.base.dispose();
+      return { losses, params };
+    };
+    const straight = run(4);
+    const dir = mkdtempSync(join(tmpdir(), "mac-ckpt-"));
+    dirs.push(dir);
+    const first = run(2, dir);
+    const resumed = run(4, dir);
+    expect([...first.losses, ...resumed.losses]).toEqual(straight.losses);
+    for (let i = 0; i < straight.params.length; i++) {
+      expect(resumed.params[i]![0]).toBe(straight.params[i]![0]);
+      expect(resumed.params[i]![1]).toEqual(straight.params[i]![1]);
+    }
+  });
+});
