@@ -82,16 +82,20 @@ export class MacModel extends Module {
     return this.amortizer.numSlots;
   }
 
+  /** Caches frozen-encoder states per text in both networks (training revisits the same documents and questions). */
+  cacheFrozenEncoders(on = true): void {
+    for (const net of [this.amortizer, this.question_encoder])
+      (net as Amortizer & { enableCache?: (on: boolean) => void }).enableCache?.(on);
+  }
+
   /** Memory entries (N, T, d) for documents: the amortizer's forward, differentiable unless under noGrad(). */
   amortize(documents: readonly string[]): Tensor {
-    const batch = encodeTexts(this.amortizer.tokenizer, documents, { maxLength: this.amortizer.maxLength });
-    return this.amortizer.forward(batch);
+    return runTexts(this.amortizer, documents);
   }
 
   /** Question query tokens (B, T, d). */
   encodeQuestions(questions: readonly string[]): Tensor {
-    const batch = encodeTexts(this.question_encoder.tokenizer, questions, { maxLength: this.question_encoder.maxLength });
-    return this.question_encoder.forward(batch);
+    return runTexts(this.question_encoder, questions);
   }
 
   /** φ* for each question: aggregate its query tokens over the memory, then map the latent to a modulation. */
@@ -163,6 +167,9 @@ export class MacModel extends Module {
     );
   }
 }
+
+const runTexts = (net: Amortizer, texts: readonly string[]): Tensor =>
+  net.forwardTexts ? net.forwardTexts(texts) : net.forward(encodeTexts(net.tokenizer, texts, { maxLength: net.maxLength }));
 
 /** (B, L) mask → (B, P + L) with the P prefix positions attended. */
 export function prefixMask(mask: Tensor, P: number): Tensor {

@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import type { EncoderQueriesAmortizer } from "../../src/mac/amortize/amortizer.js";
 import { MacTrainer } from "../../src/mac/train/trainer.js";
+import { expectClose } from "../helpers/numeric.js";
 import { grad, liveNativeMemory, scope } from "../../src/tensor/index.js";
 import { TINY_EXAMPLES, tinyMac } from "./tiny-mac.js";
 
@@ -72,5 +74,24 @@ describe("MAC training", () => {
       expect(resumed.params[i]![0]).toBe(straight.params[i]![0]);
       expect(resumed.params[i]![1]).toEqual(straight.params[i]![1]);
     }
+  });
+});
+
+describe("amortizer cache", () => {
+  it("cached frozen-encoder states give the same memory entries as a fresh forward", () => {
+    const mac = tinyMac({ seed: 4, trainEncoder: false });
+    const amort = mac.amortizer as EncoderQueriesAmortizer;
+    mac.eval();
+    const docs = TINY_EXAMPLES.map((e) => e.document);
+    const fresh = scope(() => Float32Array.from(mac.amortize(docs).data));
+    amort.enableCache();
+    const first = scope(() => Float32Array.from(mac.amortize(docs.slice(0, 3)).data));
+    const cached = scope(() => Float32Array.from(mac.amortize(docs).data));
+    // Equal up to float32 summation order (the encoder ran on batches padded to other lengths).
+    expectClose(cached, fresh, { rtol: 1e-5, atol: 1e-6 });
+    expectClose(first, fresh.slice(0, first.length), { rtol: 1e-5, atol: 1e-6 });
+    amort.enableCache(false);
+    mac.dispose();
+    mac.base.dispose();
   });
 });

@@ -14,7 +14,9 @@ import { CharTokenizer } from "../helpers/char-tokenizer.js";
 
 export const GPT2_TINY = "test/fixtures/models/gpt2-tiny";
 
-export function tinyMac(opts: { seed?: number; modulation?: ModulationKind; slots?: number } = {}): MacModel {
+export function tinyMac(
+  opts: { seed?: number; modulation?: ModulationKind; slots?: number; trainEncoder?: boolean } = {},
+): MacModel {
   const seed = opts.seed ?? 1;
   const base = loadCausalLM(GPT2_TINY);
   const tok = new CharTokenizer();
@@ -37,7 +39,7 @@ export function tinyMac(opts: { seed?: number; modulation?: ModulationKind; slot
       decoderLayers: 1,
       decoderHeads: 2,
       dropout: 0,
-      trainEncoder: true,
+      trainEncoder: opts.trainEncoder ?? true,
       seed: s,
     });
   const d = base.hiddenSize;

@@ -14,11 +14,11 @@ import { Dropout, LayerNorm, Linear } from "../../nn/layers.js";
 import { Module } from "../../nn/module.js";
 import type { Encoder } from "../../models/types.js";
 import type { T5Model } from "../../models/t5/model.js";
-import { type Tensor, add, attention, expand, gelu, noGrad, reshape } from "../../tensor/index.js";
+import { Tensor, add, attention, expand, gelu, noGrad, reshape, untrack } from "../../tensor/index.js";
 import { Rng, randn } from "../../tensor/random.js";
 import type { Tokenizer } from "../../tokenizers/index.js";
 import { SlotHeads } from "../heads.js";
-import type { TextBatch } from "./text-batch.js";
+import { type TextBatch, encodeTexts } from "./text-batch.js";
 
 export interface Amortizer extends Module {
   readonly kind: string;
@@ -29,6 +29,8 @@ export interface Amortizer extends Module {
   readonly maxLength: number;
   /** (B, L) tokens → (B, T, d) latents. */
   forward(batch: TextBatch): Tensor;
+  /** Texts → (B, T, d) latents; amortizers that cache work per text implement it (equal to forward(encode(texts))). */
+  forwardTexts?(texts: readonly string[]): Tensor;
 }
 
 /** One pre-LN block of the query decoder: queries attend to the (masked) encoder states, then an FFN. */
@@ -105,8 +107,9 @@ export class EncoderQueriesAmortizer extends Module implements Amortizer {
   layers: QueryDecoderLayer[];
   norm: LayerNorm;
   heads: SlotHeads;
-  /** Frozen-encoder outputs by text key, filled by the caller (training caches them across epochs). */
   readonly #tokenizer: Tokenizer;
+  /** Frozen-encoder states (L, dE) by text, when caching is on (training revisits the same documents). */
+  #cache: Map<string, Tensor> | null = null;
 
   constructor(encoder: Encoder & Module, tokenizer: Tokenizer, opts: EncoderQueriesOptions) {
     super();
@@ -146,6 +149,46 @@ export class EncoderQueriesAmortizer extends Module implements Amortizer {
 
   forward(batch: TextBatch): Tensor {
     return this.decode(this.encodeText(batch), batch.mask);
+  }
+
+  /**
+   * Caches the frozen encoder's states per text (a no-op when the encoder is trained). The states of real tokens
+   * do not depend on padding, so cached and fresh results are equal.
+   */
+  enableCache(on = true): void {
+    if (!on || this.trainEncoder) {
+      for (const t of this.#cache?.values() ?? []) t.dispose();
+      this.#cache = null;
+    } else this.#cache ??= new Map();
+  }
+
+  forwardTexts(texts: readonly string[]): Tensor {
+    const cache = this.#cache;
+    if (!cache) return this.forward(encodeTexts(this.#tokenizer, texts, { maxLength: this.maxLength }));
+    const missing = [...new Set(texts.filter((t) => !cache.has(t)))];
+    if (missing.length > 0) {
+      const batch = encodeTexts(this.#tokenizer, missing, { maxLength: this.maxLength });
+      const h = this.encodeText(batch); // (M, L, dE)
+      const [, L, dE] = h.shape as [number, number, number];
+      missing.forEach((t, i) => {
+        let n = 0;
+        for (let j = 0; j < L; j++) n += batch.mask.data[i * L + j]!;
+        const row = untrack(Tensor.empty([n, dE]));
+        // Right padding: the first n positions are the real tokens.
+        row.data.set(h.data.subarray(i * L * dE, i * L * dE + n * dE));
+        cache.set(t, row);
+      });
+    }
+    const rows = texts.map((t) => cache.get(t)!);
+    const L = Math.max(...rows.map((r) => r.dim(0)));
+    const dE = rows[0]!.dim(1);
+    const hidden = Tensor.zeros([texts.length, L, dE]);
+    const mask = Tensor.zeros([texts.length, L]);
+    rows.forEach((r, b) => {
+      hidden.data.set(r.data, b * L * dE);
+      mask.data.fill(1, b * L, b * L + r.dim(0));
+    });
+    return this.decode(hidden, mask);
   }
 }
 

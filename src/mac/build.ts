@@ -1,0 +1,74 @@
+/**
+ * Builds a MacModel from a MacConfig: resolves the base LM and the encoders (registry names in the model cache, or
+ * paths), loads them frozen, and creates the trainable parts with seeded initialisation. The base LM and frozen
+ * encoders are shared, never copied; only the trainable parts belong to the returned model.
+ */
+import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { resolveModel } from "../hub/pull.js";
+import { openGguf } from "../io/gguf.js";
+import { loadBert } from "../models/bert/weights.js";
+import { loadCausalLM } from "../models/load.js";
+import { loadT5 } from "../models/t5/weights.js";
+import { Rng } from "../tensor/random.js";
+import { type Tokenizer, tokenizerFromGguf, tokenizerFromHfDir } from "../tokenizers/index.js";
+import { Aggregator } from "./aggregate/aggregator.js";
+import { type Amortizer, EncoderQueriesAmortizer, T5Amortizer } from "./amortize/amortizer.js";
+import type { MacConfig } from "./config.js";
+import { MacModel } from "./model.js";
+import { createModulation } from "./modulation/index.js";
+
+export interface BuildOptions {
+  cacheDir?: string;
+}
+
+export async function loadBase(nameOrPath: string, opts: BuildOptions = {}): Promise<{ model: ReturnType<typeof loadCausalLM>; tokenizer: Tokenizer }> {
+  const r = await resolveModel(nameOrPath, { cacheDir: opts.cacheDir });
+  const weights = r.weights ?? r.dir;
+  const model = loadCausalLM(weights, { freeze: true });
+  let tokenizer: Tokenizer;
+  if (weights.toLowerCase().endsWith(".gguf")) {
+    tokenizer = tokenizerFromGguf(openGguf(weights));
+  } else tokenizer = tokenizerFromHfDir(r.dir);
+  return { model, tokenizer };
+}
+
+export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Promise<MacModel> {
+  const base = await loadBase(config.base, opts);
+  const d = base.model.hiddenSize;
+  const rng = new Rng(config.seed);
+  const T = config.numSlots;
+  let amortizer: Amortizer;
+  let questionEncoder: Amortizer;
+  const a = config.amortizer;
+  if (a.kind === "encoder-queries") {
+    const r = await resolveModel(a.encoder, { cacheDir: opts.cacheDir });
+    const tok = tokenizerFromHfDir(r.dir);
+    const encoder = loadBert(r.dir);
+    // A frozen encoder is shared by both networks; a trained one gets its own copy for the questions.
+    const qEncoder = a.trainEncoder ? loadBert(r.dir) : encoder;
+    const common = { numSlots: T, outDim: d, decoderLayers: a.decoderLayers, decoderHeads: a.decoderHeads, dropout: a.dropout, trainEncoder: a.trainEncoder };
+    amortizer = new EncoderQueriesAmortizer(encoder, tok, { ...common, maxLength: a.maxLength, seed: rng.u32() });
+    questionEncoder = new EncoderQueriesAmortizer(qEncoder, tok, { ...common, maxLength: config.questionMaxLength, seed: rng.u32() });
+  } else {
+    const r = await resolveModel(a.model, { cacheDir: opts.cacheDir });
+    const tok = tokenizerFromHfDir(r.dir);
+    amortizer = new T5Amortizer(loadT5(r.dir, { lmHead: "none" }), tok, { numSlots: T, outDim: d, maxLength: a.maxLength, maskEncoder: a.maskEncoder, seed: rng.u32() });
+    questionEncoder = new T5Amortizer(loadT5(r.dir, { lmHead: "none" }), tok, { numSlots: T, outDim: d, maxLength: config.questionMaxLength, maskEncoder: a.maskEncoder, seed: rng.u32() });
+  }
+  const aggregator = new Aggregator(d, { ...config.aggregator, rng: new Rng(rng.u32()) });
+  const m = config.modulation;
+  const modulation = createModulation(
+    base.model,
+    d,
+    m.kind === "lora"
+      ? { kind: "lora", rank: m.rank, alpha: m.alpha, hidden: m.hidden, rng: new Rng(rng.u32()) }
+      : { kind: m.kind, numPrefixTokens: m.numPrefixTokens, hidden: m.hidden, rng: new Rng(rng.u32()) },
+  );
+  const mac = new MacModel({ base: base.model, baseTokenizer: base.tokenizer, amortizer, questionEncoder, aggregator, modulation });
+  mac.maxQaLength = config.maxQaLength;
+  return mac;
+}
+
+/** The config saved beside a checkpoint, if any. */
+export const configPathIn = (dir: string): string | null => (existsSync(join(dir, "config.json")) ? join(dir, "config.json") : null);

@@ -1,0 +1,81 @@
+/**
+ * MAC configurations (validated with zod): which base LM, which amortization network, and the sizes of the
+ * trainable parts. DEFAULT_CONFIG is the CPU default: SmolLM2-135M-Instruct frozen, a frozen MiniLM encoder with a
+ * small learned-query decoder as the amortizer and question encoder, two aggregation blocks, the shared-FFN prefix.
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { MacLmError } from "../errors.js";
+
+const EncoderQueries = z.object({
+  kind: z.literal("encoder-queries"),
+  /** Registry name or path of a BERT-family encoder. */
+  encoder: z.string().default("all-minilm-l6-v2"),
+  maxLength: z.number().int().positive().default(256),
+  decoderLayers: z.number().int().positive().default(1),
+  decoderHeads: z.number().int().positive().optional(),
+  dropout: z.number().min(0).max(1).default(0.1),
+  trainEncoder: z.boolean().default(false),
+});
+
+const T5Amort = z.object({
+  kind: z.literal("t5"),
+  /** Registry name or path of a T5 checkpoint folder. */
+  model: z.string(),
+  maxLength: z.number().int().positive().default(512),
+  maskEncoder: z.boolean().default(false),
+});
+
+export const MacConfigSchema = z.object({
+  version: z.literal(1).default(1),
+  /** Registry name or path of the frozen base LM. */
+  base: z.string().default("smollm2-135m-instruct"),
+  /** T: latent tokens per memory entry. */
+  numSlots: z.number().int().positive().default(8),
+  amortizer: z.discriminatedUnion("kind", [EncoderQueries, T5Amort]).prefault({ kind: "encoder-queries" }),
+  questionMaxLength: z.number().int().positive().default(64),
+  aggregator: z
+    .object({
+      numBlocks: z.number().int().positive().default(2),
+      numHeads: z.number().int().positive().default(8),
+      headDim: z.number().int().positive().default(96),
+      dropout: z.number().min(0).max(1).default(0),
+    })
+    .prefault({}),
+  modulation: z
+    .object({
+      kind: z.enum(["prefix", "prefix-shared", "lora"]).default("prefix-shared"),
+      numPrefixTokens: z.number().int().positive().default(2),
+      hidden: z.number().int().positive().default(768),
+      rank: z.number().int().positive().default(8),
+      alpha: z.number().positive().default(8),
+    })
+    .prefault({}),
+  /** Longest question + answer sequence fed to the base LM. */
+  maxQaLength: z.number().int().positive().default(128),
+  seed: z.number().int().default(0),
+});
+
+export type MacConfig = z.infer<typeof MacConfigSchema>;
+
+export const DEFAULT_CONFIG: MacConfig = MacConfigSchema.parse({});
+
+/** Validates a config object; errors name the field. */
+export function parseConfig(json: unknown, source = "config"): MacConfig {
+  const r = MacConfigSchema.safeParse(json);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new MacLmError("MACLM_BAD_ARGUMENT", `${source}: ${i.path.join(".") || "(root)"}: ${i.message}`);
+  }
+  return r.data;
+}
+
+export function readConfig(file: string): MacConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new MacLmError("MACLM_BAD_FILE", `${file}: not readable JSON (${(e as Error).message})`);
+  }
+  return parseConfig(json, file);
+}

@@ -1,0 +1,60 @@
+/**
+ * A complete training run from files: a MAC config, a SQuAD-format data file split by article, a run folder with
+ * checkpoints (resumed when present), config.json and metrics.jsonl (one JSON line per step/eval event, appended, so
+ * the training curve survives interruptions). Used by `mac-lm train`.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { MacLmError } from "../../errors.js";
+import { type ArticleSplit, examplesOf, loadSquad, splitArticles } from "../../data/squad.js";
+import { buildMac } from "../build.js";
+import { type MacConfig, parseConfig } from "../config.js";
+import { MacTrainer, type TrainEvent, type TrainOptions } from "./trainer.js";
+
+export interface RunOptions {
+  config: MacConfig;
+  data: string;
+  out: string;
+  train: Omit<TrainOptions, "checkpointDir">;
+  split?: { val: number; test: number };
+  cacheDir?: string;
+  onEvent?: (ev: TrainEvent) => void;
+  /** Checked between steps; true stops after checkpointing. */
+  shouldStop?: () => boolean;
+}
+
+export interface RunResult {
+  step: number;
+  split: { train: string[]; val: string[]; test: string[] };
+}
+
+export async function runTraining(opts: RunOptions): Promise<RunResult> {
+  mkdirSync(opts.out, { recursive: true });
+  const cfgPath = join(opts.out, "config.json");
+  if (existsSync(cfgPath)) {
+    const saved = parseConfig(JSON.parse(readFileSync(cfgPath, "utf8")), cfgPath);
+    if (JSON.stringify(saved) !== JSON.stringify(opts.config))
+      throw new MacLmError("MACLM_CONFIG_MISMATCH", `${opts.out} holds a run with another config (${cfgPath}); use a new --out folder`);
+  } else writeFileSync(cfgPath, JSON.stringify(opts.config, null, 2) + "\n");
+
+  const split: ArticleSplit = splitArticles(loadSquad(opts.data), opts.split ?? { val: 4, test: 6 });
+  const names = { train: split.train.map((a) => a.title), val: split.val.map((a) => a.title), test: split.test.map((a) => a.title) };
+  writeFileSync(join(opts.out, "split.json"), JSON.stringify(names, null, 2) + "\n");
+
+  const mac = await buildMac(opts.config, { cacheDir: opts.cacheDir });
+  mac.cacheFrozenEncoders();
+  const trainer = new MacTrainer(mac, examplesOf(split.train), examplesOf(split.val), { ...opts.train, checkpointDir: join(opts.out, "checkpoints") });
+  const metrics = join(opts.out, "metrics.jsonl");
+  try {
+    for (const ev of trainer.fit()) {
+      if (ev.kind === "step" || ev.kind === "eval") appendFileSync(metrics, JSON.stringify({ ...ev, time: new Date().toISOString() }) + "\n");
+      opts.onEvent?.(ev);
+      if (ev.kind === "checkpoint" && opts.shouldStop?.()) break;
+    }
+    return { step: trainer.state.step, split: names };
+  } finally {
+    trainer.dispose();
+    mac.dispose();
+    mac.base.dispose();
+  }
+}
