@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -24,7 +25,18 @@
 namespace maclm {
 namespace {
 
+// Under AddressSanitizer every block comes from aligned_alloc (no mmap, no cache) so that ASan sees each one,
+// and the tail padding is poisoned so an overrun into it is reported.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+constexpr size_t kLarge = SIZE_MAX;
+#define MACLM_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define MACLM_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
 constexpr size_t kLarge = 256 * 1024;
+#define MACLM_POISON(p, n) ((void)(p), (void)(n))
+#define MACLM_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 struct Block {
   void* ptr;
@@ -77,6 +89,7 @@ void* raw_alloc(size_t bytes) {
 
 void raw_free(void* p, size_t bytes) {
   if (bytes < kLarge) {
+    MACLM_UNPOISON(p, bytes);
     std::free(p);
     return;
   }
@@ -130,6 +143,7 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   if (cap >= kLarge) cap = ((cap + 65535) / 65536) * 65536;  // coarser sizes for large blocks: more cache hits
   void* p = raw_alloc(cap);
   if (!p) throw Napi::Error::New(env, "alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
+  MACLM_POISON(static_cast<char*>(p) + bytes, cap - bytes);
   Block* b = new Block{p, cap, false};
   {
     std::lock_guard<std::mutex> lk(mu);
