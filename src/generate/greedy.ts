@@ -1,0 +1,57 @@
+/**
+ * Greedy decoding, as Hugging Face's greedy search: each step takes the argmax of the last position's logits
+ * (the first index on ties, like torch.argmax); a row that produced an EOS token is finished and gets the pad
+ * token from then on; decoding stops when every row is finished or after maxNewTokens steps.
+ *
+ * Prompts of different lengths are left-padded (pad token, attention mask 0). Matching HF on padded rows also
+ * needs the model to take positions from the attention mask, as HF's GPT-2/Llama do in generate().
+ */
+import type { CausalLM } from "../models/types.js";
+import { noGrad, scope } from "../tensor/index.js";
+import { type GenerateOptions, type GenerateOutput, Stepper, leftPad, resolveOptions } from "./common.js";
+
+export function greedySearch(
+  model: CausalLM,
+  prompts: readonly (readonly number[])[],
+  opts: GenerateOptions = {},
+): GenerateOutput {
+  const o = resolveOptions(model, prompts, { ...opts, numBeams: 1, numBeamGroups: 1, numReturnSequences: 1 });
+  const B = prompts.length;
+  const V = model.vocabSize;
+  const eos = new Set(o.eos);
+  const sequences: number[][] = prompts.map(() => []);
+  const finished = new Array<boolean>(B).fill(false);
+  if (o.maxNewTokens === 0) return { sequences, scores: null };
+
+  return noGrad(() =>
+    scope(() => {
+      const { ids, mask, length, padded } = leftPad(prompts, o.pad);
+      const stepper = new Stepper(model, B, o.modulation);
+      let logits = stepper.step(ids, length, padded ? mask : null);
+      for (let step = 0; ; step++) {
+        const next = new Int32Array(B);
+        for (let b = 0; b < B; b++) {
+          if (finished[b]) {
+            next[b] = o.pad;
+            continue;
+          }
+          let best = 0;
+          let bestV = -Infinity;
+          for (let v = 0, off = b * V; v < V; v++) {
+            const x = logits[off + v]!;
+            if (x > bestV) {
+              bestV = x;
+              best = v;
+            }
+          }
+          next[b] = best;
+          sequences[b]!.push(best);
+          if (eos.has(best)) finished[b] = true;
+        }
+        if (step + 1 >= o.maxNewTokens || finished.every(Boolean)) break;
+        logits = stepper.step(next, 1, null);
+      }
+      return { sequences, scores: null };
+    }),
+  );
+}
