@@ -91,6 +91,64 @@ function defineCommands(program: Command, io: CliIO): void {
       const { run } = await import("./commands/models.js");
       await run(opts, io);
     });
+
+  program
+    .command("train")
+    .description("train MAC's networks (frozen base LM) on a SQuAD-format file, split by article; resumes from --out")
+    .requiredOption("--data <file>", "SQuAD-format JSON")
+    .requiredOption("--out <dir>", "run folder: config.json, checkpoints/, metrics.jsonl (resumed when present)")
+    .option("--config <file>", "MAC config JSON (default: the CPU default configuration)")
+    .option("--steps <n>", "optimizer steps to reach", parseIntArg("--steps", 1), 2000)
+    .option("--batch-size <k>", "documents per micro-batch (memory size K in training)", parseIntArg("--batch-size", 1), 8)
+    .option("--keep-ratio <r>", "backpropagation dropout: share of documents carrying gradients", parseFloatArg("--keep-ratio"), 0.5)
+    .option("--grad-accum <n>", "micro-batches per optimizer step", parseIntArg("--grad-accum", 1), 1)
+    .option("--lr <x>", "learning rate", parseFloatArg("--lr"), 1e-4)
+    .option("--warmup <n>", "linear warm-up steps", parseIntArg("--warmup", 0), 50)
+    .option("--clip <x>", "global gradient-norm clip", parseFloatArg("--clip"), 1)
+    .option("--seed <n>", "seed", parseIntArg("--seed", 0), 0)
+    .option("--eval-every <n>", "validate every n steps (0: never)", parseIntArg("--eval-every", 0), 100)
+    .option("--eval-questions <n>", "validation questions scored", parseIntArg("--eval-questions", 1), 48)
+    .option("--checkpoint-every <n>", "checkpoint every n steps", parseIntArg("--checkpoint-every", 1), 25)
+    .option("--val-articles <n>", "articles held out for validation", parseIntArg("--val-articles", 1), 4)
+    .option("--test-articles <n>", "articles held out for testing (never trained on)", parseIntArg("--test-articles", 0), 6)
+    .addOption(cacheOption())
+    .action(async (opts: import("./commands/train.js").TrainCommandOptions) => {
+      const { run } = await import("./commands/train.js");
+      await run(opts, io);
+    });
+
+  program
+    .command("adapt")
+    .description("online adaptation: amortize documents (one forward pass each, no gradients) into a memory bank")
+    .argument("[texts...]", "documents given inline")
+    .requiredOption("-c, --checkpoint <dir>", "MAC checkpoint (config.json + model.safetensors) or training run folder")
+    .requiredOption("-b, --bank <dir>", "memory bank folder (created if absent)")
+    .option("--file <file>", "text file: documents separated by blank lines")
+    .option("--squad <file>", "SQuAD-format JSON: its unique paragraphs")
+    .option("--batch-size <n>", "documents per forward pass", parseIntArg("--batch-size", 1), 8)
+    .addOption(new Option("--dtype <dtype>", "storage precision of the entries").choices(["float32", "float16"]).default("float16"))
+    .addOption(cacheOption())
+    .action(async (texts: string[], opts: import("./commands/adapt.js").AdaptCommandOptions) => {
+      const { run } = await import("./commands/adapt.js");
+      await run(texts, opts, io);
+    });
+
+  program
+    .command("ask")
+    .description("answer questions with the base LM modulated by the memory bank")
+    .argument("<questions...>", "questions")
+    .requiredOption("-c, --checkpoint <dir>", "MAC checkpoint or training run folder")
+    .option("-b, --bank <dir>", "memory bank folder (from mac-lm adapt)")
+    .option("--no-memory", "answer with the base LM alone (no adaptation)")
+    .option("--compare", "print the answers with and without the memory")
+    .option("--hierarchical <m>", "hierarchical aggregation in groups of m entries", parseIntArg("--hierarchical", 2))
+    .option("--mac", "MAC's decoding (diverse beam search 12/4/10) instead of greedy")
+    .option("-n, --max-new-tokens <n>", "new tokens at most", parseIntArg("--max-new-tokens", 1), 16)
+    .addOption(cacheOption())
+    .action(async (questions: string[], opts: import("./commands/ask.js").AskCommandOptions) => {
+      const { run } = await import("./commands/ask.js");
+      await run(questions, opts, io);
+    });
 }
 
 /** The parser (exported for tests: parse without running, inspect options). */

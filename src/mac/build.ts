@@ -67,6 +67,7 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
   );
   const mac = new MacModel({ base: base.model, baseTokenizer: base.tokenizer, amortizer, questionEncoder, aggregator, modulation });
   mac.maxQaLength = config.maxQaLength;
+  mac.qaTemplate = config.qaTemplate;
   return mac;
 }
 

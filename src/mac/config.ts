@@ -51,6 +51,15 @@ export const MacConfigSchema = z.object({
       alpha: z.number().positive().default(8),
     })
     .prefault({}),
+  /**
+   * How a question is put to the base LM; "{question}" is replaced by it, and the answer follows after a space.
+   * The reference feeds the raw question; an instruction-tuned LM such as SmolLM2-Instruct answers a bare question
+   * with an immediate end-of-sequence, so the CPU default asks "Question: …\nAnswer:".
+   */
+  qaTemplate: z
+    .string()
+    .refine((t) => t.includes("{question}"), { message: 'must contain "{question}"' })
+    .default("Question: {question}\nAnswer:"),
   /** Longest question + answer sequence fed to the base LM. */
   maxQaLength: z.number().int().positive().default(128),
   seed: z.number().int().default(0),

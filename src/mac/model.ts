@@ -51,6 +51,13 @@ export class MacModel extends Module {
   readonly #baseTokenizer: Tokenizer;
   /** Longest question+answer sequence fed to the base LM (reference: 128). */
   maxQaLength = 128;
+  /** How a question is put to the base LM ("{question}" is replaced; the reference uses the bare question). */
+  qaTemplate = "{question}";
+
+  /** The base-LM prompt for a question. */
+  prompt(question: string): string {
+    return this.qaTemplate.replace("{question}", question.trim());
+  }
 
   constructor(parts: MacParts) {
     super();
@@ -128,7 +135,7 @@ export class MacModel extends Module {
   answerLoss(qa: readonly QaExample[], modulation?: Modulation): Tensor {
     const b = qaBatch(
       this.#baseTokenizer,
-      qa.map((e) => e.question),
+      qa.map((e) => this.prompt(e.question)),
       qa.map((e) => e.answer),
       { maxLength: this.maxQaLength },
     );
@@ -159,7 +166,7 @@ export class MacModel extends Module {
       questions.map((q) =>
         scope(() => {
           const modulation = memory === null ? undefined : this.modulate(this.encodeQuestions([q]), memory, opts);
-          const prompt = tok.encode(q.trim(), { addSpecialTokens: false });
+          const prompt = tok.encode(this.prompt(q), { addSpecialTokens: false });
           const out = generate(this.#base, [prompt], { eosTokenId: tok.eosId, ...opts, modulation });
           return tok.decode(out.sequences[0]!, { skipSpecialTokens: true }).trim();
         }),

@@ -1,0 +1,81 @@
+// `mac-lm train`, `adapt` and `ask` end to end as child processes, on the real default configuration (SmolLM2 +
+// MiniLM from the model cache, which CI fills with scripts/fetch-models.sh): a short training run that is resumed,
+// then online adaptation into a durable bank and questions answered with and without it.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cachedFile } from "../helpers/model-cache.js";
+
+const BIN = resolve("bin/mac-lm.js");
+const smol = cachedFile("SmolLM2-135M-Instruct.Q4_1.gguf");
+const mini = cachedFile("all-MiniLM-L6-v2", "model.safetensors");
+const present = smol.present && mini.present;
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => done({ code, stdout, stderr }));
+  });
+}
+
+const dir = mkdtempSync(join(tmpdir(), "mac-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// A small SQuAD-format file: 4 articles of one paragraph each (1 val, 0 test, 3 train).
+const squad = {
+  data: ["Alpha", "Beta", "Gamma", "Delta"].map((title, i) => ({
+    title,
+    paragraphs: [
+      {
+        context: `${title} Tower was built in ${1880 + i} by the ${title} company in the city of ${title}ville.`,
+        qas: [
+          { id: `${i}a`, question: `When was ${title} Tower built?`, answers: [{ text: `${1880 + i}` }] },
+          { id: `${i}b`, question: `Where is ${title} Tower?`, answers: [{ text: `${title}ville` }] },
+        ],
+      },
+    ],
+  })),
+};
+
+describe.skipIf(!present)(`mac-lm train / adapt / ask${present ? "" : smol.skipNote + mini.skipNote}`, () => {
+  const data = join(dir, "squad.json");
+  const run = join(dir, "run");
+  const bank = join(dir, "bank");
+  writeFileSync(data, JSON.stringify(squad));
+  const common = ["--data", data, "--out", run, "--batch-size", "2", "--checkpoint-every", "1", "--eval-every", "0", "--val-articles", "1", "--test-articles", "0"];
+
+  it("trains, checkpoints, and resumes where it stopped", async () => {
+    const first = await cli(["train", ...common, "--steps", "1"]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/trained to step 1/);
+    const second = await cli(["train", ...common, "--steps", "2"]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/resumed from .*step-0000001 \(step 1\)/);
+    const steps = readFileSync(join(run, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number });
+    expect(steps.map((s) => s.step)).toEqual([1, 2]);
+    expect(JSON.parse(readFileSync(join(run, "split.json"), "utf8")).val).toHaveLength(1);
+  }, 240_000);
+
+  it("adapts to documents durably and answers with and without the memory", async () => {
+    const docs = ["Zorvath Quellin was born in Mirefall in 1843.", "The Kelt company makes glass boats."];
+    const a = await cli(["adapt", "-c", run, "-b", bank, ...docs]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stdout).toMatch(/2 entries \(0 already present\)/);
+    const again = await cli(["adapt", "-c", run, "-b", bank, docs[0]!]);
+    expect(again.stdout).toMatch(/2 entries \(1 already present\)/);
+    const q = await cli(["ask", "-c", run, "-b", bank, "--compare", "-n", "4", "Where was Zorvath Quellin born?"]);
+    expect(q.code, q.stderr).toBe(0);
+    expect(q.stdout).toMatch(/Q: Where was Zorvath Quellin born\?\nA \(memory of 2 documents\): .*\nA \(no memory\): /);
+    const h = await cli(["ask", "-c", run, "-b", bank, "--hierarchical", "2", "-n", "2", "Who makes glass boats?"]);
+    expect(h.code, h.stderr).toBe(0);
+    const bad = await cli(["ask", "-c", run, "-b", join(dir, "nowhere"), "Q?"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/no memory bank at/);
+  }, 240_000);
+});
