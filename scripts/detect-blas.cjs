@@ -5,7 +5,12 @@ const { execSync } = require("node:child_process");
 
 function hasOpenBlas() {
   if (process.env.MACLM_BLAS === "builtin") return false;
-  const headers = ["/usr/include/cblas.h", "/usr/include/x86_64-linux-gnu/cblas.h", "/usr/include/aarch64-linux-gnu/cblas.h", "/usr/include/openblas/cblas.h"];
+  const headers = [
+    "/usr/include/cblas.h",
+    "/usr/include/x86_64-linux-gnu/cblas.h",
+    "/usr/include/aarch64-linux-gnu/cblas.h",
+    "/usr/include/openblas/cblas.h",
+  ];
   if (!headers.some((h) => fs.existsSync(h))) return false;
   try {
     return /libopenblas\.so/.test(execSync("ldconfig -p", { encoding: "utf8" }));

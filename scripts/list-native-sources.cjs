@@ -5,6 +5,8 @@ const path = require("node:path");
 function walk(dir) {
   return fs
     .readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : e.name.endsWith(".cc") ? [path.join(dir, e.name)] : []));
+    .flatMap((e) =>
+      e.isDirectory() ? walk(path.join(dir, e.name)) : e.name.endsWith(".cc") ? [path.join(dir, e.name)] : [],
+    );
 }
 process.stdout.write(walk("native").sort().join(" "));

@@ -14,6 +14,8 @@ export default class ClosingLineReporter implements Reporter {
         else skipped++;
       }
     const errors = modules.filter((m) => m.state() === "failed" && [...m.children.allTests()].length === 0).length;
-    process.stdout.write(`\nvitest: ${passed} passed, ${failed + errors} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
+    process.stdout.write(
+      `\nvitest: ${passed} passed, ${failed + errors} failed${skipped ? `, ${skipped} skipped` : ""}\n`,
+    );
   }
 }

@@ -102,7 +102,9 @@ function oursBlock(blk: GPT2Block): { fwd: number; fwdbwd: number } {
 }
 
 async function main(): Promise<void> {
-  console.error(`mac-lm engine benchmark: ${native.numThreads()} threads, GEMM ${native.gemmBackend()}, ${rounds} rounds`);
+  console.error(
+    `mac-lm engine benchmark: ${native.numThreads()} threads, GEMM ${native.gemmBackend()}, ${rounds} rounds`,
+  );
   const ref = new Reference();
   ref.start();
   const hello = await ref.ask({ cmd: "hello" });

@@ -34,14 +34,20 @@ const g = randn([B, T, C], { seed: 4 });
 const params = [x, ...blk.parameters()];
 const reps = 5;
 for (const mode of ["fwd", "fwdbwd"] as const) {
-  for (let i = 0; i < 2; i++) scope(() => (mode === "fwd" ? void noGrad(() => blk.forward(x)) : void grad(blk.forward(x), params, { gradOutput: g })));
+  for (let i = 0; i < 2; i++)
+    scope(() =>
+      mode === "fwd" ? void noGrad(() => blk.forward(x)) : void grad(blk.forward(x), params, { gradOutput: g }),
+    );
   stats.clear();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < reps; i++)
-    scope(() => (mode === "fwd" ? void noGrad(() => blk.forward(x)) : void grad(blk.forward(x), params, { gradOutput: g })));
+    scope(() =>
+      mode === "fwd" ? void noGrad(() => blk.forward(x)) : void grad(blk.forward(x), params, { gradOutput: g }),
+    );
   const total = Number(process.hrtime.bigint() - t0) / 1e6 / reps;
   const rows = [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms);
   const inKernels = rows.reduce((s, [, v]) => s + v.ms, 0) / reps;
   console.log(`\n${mode}: ${total.toFixed(1)} ms per step, ${inKernels.toFixed(1)} ms in kernels`);
-  for (const [name, v] of rows) console.log(`  ${name.padEnd(24)} ${(v.ms / reps).toFixed(2).padStart(8)} ms  x${v.n / reps}`);
+  for (const [name, v] of rows)
+    console.log(`  ${name.padEnd(24)} ${(v.ms / reps).toFixed(2).padStart(8)} ms  x${v.n / reps}`);
 }

@@ -99,8 +99,18 @@ function defineCommands(program: Command, io: CliIO): void {
     .requiredOption("--out <dir>", "run folder: config.json, checkpoints/, metrics.jsonl (resumed when present)")
     .option("--config <file>", "MAC config JSON (default: the CPU default configuration)")
     .option("--steps <n>", "optimizer steps to reach", parseIntArg("--steps", 1), 2000)
-    .option("--batch-size <k>", "documents per micro-batch (memory size K in training)", parseIntArg("--batch-size", 1), 8)
-    .option("--keep-ratio <r>", "backpropagation dropout: share of documents carrying gradients", parseFloatArg("--keep-ratio"), 0.5)
+    .option(
+      "--batch-size <k>",
+      "documents per micro-batch (memory size K in training)",
+      parseIntArg("--batch-size", 1),
+      8,
+    )
+    .option(
+      "--keep-ratio <r>",
+      "backpropagation dropout: share of documents carrying gradients",
+      parseFloatArg("--keep-ratio"),
+      0.5,
+    )
     .option("--grad-accum <n>", "micro-batches per optimizer step", parseIntArg("--grad-accum", 1), 1)
     .option("--lr <x>", "learning rate", parseFloatArg("--lr"), 1e-4)
     .option("--warmup <n>", "linear warm-up steps", parseIntArg("--warmup", 0), 50)
@@ -110,7 +120,12 @@ function defineCommands(program: Command, io: CliIO): void {
     .option("--eval-questions <n>", "validation questions scored", parseIntArg("--eval-questions", 1), 48)
     .option("--checkpoint-every <n>", "checkpoint every n steps", parseIntArg("--checkpoint-every", 1), 25)
     .option("--val-articles <n>", "articles held out for validation", parseIntArg("--val-articles", 1), 4)
-    .option("--test-articles <n>", "articles held out for testing (never trained on)", parseIntArg("--test-articles", 0), 6)
+    .option(
+      "--test-articles <n>",
+      "articles held out for testing (never trained on)",
+      parseIntArg("--test-articles", 0),
+      6,
+    )
     .addOption(cacheOption())
     .action(async (opts: import("./commands/train.js").TrainCommandOptions) => {
       const { run } = await import("./commands/train.js");
@@ -126,7 +141,11 @@ function defineCommands(program: Command, io: CliIO): void {
     .option("--file <file>", "text file: documents separated by blank lines")
     .option("--squad <file>", "SQuAD-format JSON: its unique paragraphs")
     .option("--batch-size <n>", "documents per forward pass", parseIntArg("--batch-size", 1), 8)
-    .addOption(new Option("--dtype <dtype>", "storage precision of the entries").choices(["float32", "float16"]).default("float16"))
+    .addOption(
+      new Option("--dtype <dtype>", "storage precision of the entries")
+        .choices(["float32", "float16"])
+        .default("float16"),
+    )
     .addOption(cacheOption())
     .action(async (texts: string[], opts: import("./commands/adapt.js").AdaptCommandOptions) => {
       const { run } = await import("./commands/adapt.js");

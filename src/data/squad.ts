@@ -40,7 +40,10 @@ export function loadSquad(file: string): Article[] {
   const parsed = SquadSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new MacLmError("MACLM_BAD_FILE", `${file}: not SQuAD format at ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+    throw new MacLmError(
+      "MACLM_BAD_FILE",
+      `${file}: not SQuAD format at ${issue.path.join(".") || "(root)"}: ${issue.message}`,
+    );
   }
   return parsed.data.data.map((a) => ({
     title: a.title,
@@ -69,7 +72,10 @@ export interface ArticleSplit {
  */
 export function splitArticles(articles: readonly Article[], counts: { val: number; test: number }): ArticleSplit {
   if (counts.val + counts.test >= articles.length)
-    throw new MacLmError("MACLM_BAD_ARGUMENT", `split: ${articles.length} articles cannot give ${counts.val} val + ${counts.test} test and leave any for training`);
+    throw new MacLmError(
+      "MACLM_BAD_ARGUMENT",
+      `split: ${articles.length} articles cannot give ${counts.val} val + ${counts.test} test and leave any for training`,
+    );
   const key = (t: string): string => createHash("sha256").update(t).digest("hex");
   const sorted = [...articles].sort((a, b) => (key(a.title) < key(b.title) ? -1 : 1));
   return {

@@ -22,7 +22,10 @@ export interface BuildOptions {
   cacheDir?: string;
 }
 
-export async function loadBase(nameOrPath: string, opts: BuildOptions = {}): Promise<{ model: ReturnType<typeof loadCausalLM>; tokenizer: Tokenizer }> {
+export async function loadBase(
+  nameOrPath: string,
+  opts: BuildOptions = {},
+): Promise<{ model: ReturnType<typeof loadCausalLM>; tokenizer: Tokenizer }> {
   const r = await resolveModel(nameOrPath, { cacheDir: opts.cacheDir });
   const weights = r.weights ?? r.dir;
   const model = loadCausalLM(weights, { freeze: true });
@@ -47,14 +50,37 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
     const encoder = loadBert(r.dir);
     // A frozen encoder is shared by both networks; a trained one gets its own copy for the questions.
     const qEncoder = a.trainEncoder ? loadBert(r.dir) : encoder;
-    const common = { numSlots: T, outDim: d, decoderLayers: a.decoderLayers, decoderHeads: a.decoderHeads, dropout: a.dropout, trainEncoder: a.trainEncoder };
+    const common = {
+      numSlots: T,
+      outDim: d,
+      decoderLayers: a.decoderLayers,
+      decoderHeads: a.decoderHeads,
+      dropout: a.dropout,
+      trainEncoder: a.trainEncoder,
+    };
     amortizer = new EncoderQueriesAmortizer(encoder, tok, { ...common, maxLength: a.maxLength, seed: rng.u32() });
-    questionEncoder = new EncoderQueriesAmortizer(qEncoder, tok, { ...common, maxLength: config.questionMaxLength, seed: rng.u32() });
+    questionEncoder = new EncoderQueriesAmortizer(qEncoder, tok, {
+      ...common,
+      maxLength: config.questionMaxLength,
+      seed: rng.u32(),
+    });
   } else {
     const r = await resolveModel(a.model, { cacheDir: opts.cacheDir });
     const tok = tokenizerFromHfDir(r.dir);
-    amortizer = new T5Amortizer(loadT5(r.dir, { lmHead: "none" }), tok, { numSlots: T, outDim: d, maxLength: a.maxLength, maskEncoder: a.maskEncoder, seed: rng.u32() });
-    questionEncoder = new T5Amortizer(loadT5(r.dir, { lmHead: "none" }), tok, { numSlots: T, outDim: d, maxLength: config.questionMaxLength, maskEncoder: a.maskEncoder, seed: rng.u32() });
+    amortizer = new T5Amortizer(loadT5(r.dir, { lmHead: "none" }), tok, {
+      numSlots: T,
+      outDim: d,
+      maxLength: a.maxLength,
+      maskEncoder: a.maskEncoder,
+      seed: rng.u32(),
+    });
+    questionEncoder = new T5Amortizer(loadT5(r.dir, { lmHead: "none" }), tok, {
+      numSlots: T,
+      outDim: d,
+      maxLength: config.questionMaxLength,
+      maskEncoder: a.maskEncoder,
+      seed: rng.u32(),
+    });
   }
   const aggregator = new Aggregator(d, { ...config.aggregator, rng: new Rng(rng.u32()) });
   const m = config.modulation;
@@ -65,11 +91,19 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
       ? { kind: "lora", rank: m.rank, alpha: m.alpha, hidden: m.hidden, rng: new Rng(rng.u32()) }
       : { kind: m.kind, numPrefixTokens: m.numPrefixTokens, hidden: m.hidden, rng: new Rng(rng.u32()) },
   );
-  const mac = new MacModel({ base: base.model, baseTokenizer: base.tokenizer, amortizer, questionEncoder, aggregator, modulation });
+  const mac = new MacModel({
+    base: base.model,
+    baseTokenizer: base.tokenizer,
+    amortizer,
+    questionEncoder,
+    aggregator,
+    modulation,
+  });
   mac.maxQaLength = config.maxQaLength;
   mac.qaTemplate = config.qaTemplate;
   return mac;
 }
 
 /** The config saved beside a checkpoint, if any. */
-export const configPathIn = (dir: string): string | null => (existsSync(join(dir, "config.json")) ? join(dir, "config.json") : null);
+export const configPathIn = (dir: string): string | null =>
+  existsSync(join(dir, "config.json")) ? join(dir, "config.json") : null;

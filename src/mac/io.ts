@@ -18,12 +18,16 @@ export function weightsFolder(dir: string): string {
   if (existsSync(join(dir, "model.safetensors"))) return dir;
   const latest = latestCheckpoint(join(dir, "checkpoints"));
   if (latest) return latest;
-  throw new MacLmError("MACLM_BAD_CHECKPOINT", `${dir}: no model.safetensors and no checkpoints/LATEST (not a MAC checkpoint or run folder)`);
+  throw new MacLmError(
+    "MACLM_BAD_CHECKPOINT",
+    `${dir}: no model.safetensors and no checkpoints/LATEST (not a MAC checkpoint or run folder)`,
+  );
 }
 
 export async function loadMac(dir: string, opts: BuildOptions = {}): Promise<MacModel> {
   const cfg = join(dir, "config.json");
-  if (!existsSync(cfg)) throw new MacLmError("MACLM_BAD_CHECKPOINT", `${dir}: no config.json (not a MAC checkpoint or run folder)`);
+  if (!existsSync(cfg))
+    throw new MacLmError("MACLM_BAD_CHECKPOINT", `${dir}: no config.json (not a MAC checkpoint or run folder)`);
   const mac = await buildMac(readConfig(cfg), opts);
   try {
     loadTrainable(mac, weightsFolder(dir));
@@ -44,7 +48,12 @@ export function exportMac(runDir: string, outDir: string, opts: { dtype?: "float
   const tensors = new Map(r.names.map((n) => [n, r.load(n)] as const));
   r.close();
   const state = JSON.parse(readFileSync(join(src, "state.json"), "utf8")) as { step: number };
-  saveSafetensors(join(outDir, "model.safetensors"), tensors, { step: String(state.step) }, { dtype: opts.dtype ?? "float16" });
+  saveSafetensors(
+    join(outDir, "model.safetensors"),
+    tensors,
+    { step: String(state.step) },
+    { dtype: opts.dtype ?? "float16" },
+  );
   for (const t of tensors.values()) t.dispose();
   return outDir;
 }

@@ -67,7 +67,10 @@ export class MacModel extends Module {
         `MacModel: amortizer width ${parts.amortizer.outDim} / question encoder width ${parts.questionEncoder.outDim} must equal the base LM's hidden size ${parts.base.hiddenSize}`,
       );
     if (parts.amortizer.numSlots !== parts.questionEncoder.numSlots)
-      throw new MacLmError("MACLM_BAD_ARGUMENT", "MacModel: amortizer and question encoder must have the same number of slots T");
+      throw new MacLmError(
+        "MACLM_BAD_ARGUMENT",
+        "MacModel: amortizer and question encoder must have the same number of slots T",
+      );
     this.amortizer = parts.amortizer;
     this.question_encoder = parts.questionEncoder;
     this.aggregator = parts.aggregator;
@@ -176,7 +179,9 @@ export class MacModel extends Module {
 }
 
 const runTexts = (net: Amortizer, texts: readonly string[]): Tensor =>
-  net.forwardTexts ? net.forwardTexts(texts) : net.forward(encodeTexts(net.tokenizer, texts, { maxLength: net.maxLength }));
+  net.forwardTexts
+    ? net.forwardTexts(texts)
+    : net.forward(encodeTexts(net.tokenizer, texts, { maxLength: net.maxLength }));
 
 /** (B, L) mask → (B, P + L) with the P prefix positions attended. */
 export function prefixMask(mask: Tensor, P: number): Tensor {

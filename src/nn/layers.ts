@@ -32,7 +32,12 @@ export class Linear extends Module {
         ? randn([outFeatures, inFeatures], { rng, std: opts.std })
         : rand([outFeatures, inFeatures], { rng, low: -bound, high: bound }),
     );
-    this.bias = (opts.bias ?? true) ? this.param(opts.std !== undefined ? T.zeros([outFeatures]) : rand([outFeatures], { rng, low: -bound, high: bound })) : null;
+    this.bias =
+      (opts.bias ?? true)
+        ? this.param(
+            opts.std !== undefined ? T.zeros([outFeatures]) : rand([outFeatures], { rng, low: -bound, high: bound }),
+          )
+        : null;
   }
 
   forward(x: Tensor): Tensor {

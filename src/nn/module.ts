@@ -99,7 +99,10 @@ export abstract class Module {
       const src = state.get(k);
       if (!src) continue;
       if (src.size !== t.size || src.shape.length !== t.shape.length || src.shape.some((d, i) => d !== t.shape[i]))
-        throw new MacLmError("MACLM_BAD_CHECKPOINT", `loadStateDict: ${k} has shape ${fmtShape(src.shape)}, expected ${fmtShape(t.shape)}`);
+        throw new MacLmError(
+          "MACLM_BAD_CHECKPOINT",
+          `loadStateDict: ${k} has shape ${fmtShape(src.shape)}, expected ${fmtShape(t.shape)}`,
+        );
       t.data.set(src.dtype === t.dtype ? src.data : Float64Array.from(src.data));
     }
   }

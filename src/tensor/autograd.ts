@@ -80,9 +80,13 @@ export function setGradAccumulator(fn: (a: Tensor, b: Tensor) => Tensor): void {
 export function grad(loss: Tensor, params: readonly Tensor[], opts: GradOptions = {}): Tensor[] {
   if (addKernel === null) throw new MacLmError("MACLM_AUTOGRAD", "grad(): no accumulation kernel registered");
   for (const p of params)
-    if (!p.requiresGrad) throw new MacLmError("MACLM_AUTOGRAD", `grad(): parameter ${p.name ?? p.toString()} does not require grad`);
+    if (!p.requiresGrad)
+      throw new MacLmError("MACLM_AUTOGRAD", `grad(): parameter ${p.name ?? p.toString()} does not require grad`);
   if (!opts.gradOutput && loss.size !== 1)
-    throw new MacLmError("MACLM_AUTOGRAD", `grad(): loss has shape [${loss.shape.join(", ")}]; pass gradOutput for a non-scalar output`);
+    throw new MacLmError(
+      "MACLM_AUTOGRAD",
+      `grad(): loss has shape [${loss.shape.join(", ")}]; pass gradOutput for a non-scalar output`,
+    );
 
   // Topological order of the graph below `loss`, and which tensors lie on a path to a requested param.
   const wanted = new Set(params);

@@ -20,7 +20,19 @@ export interface NativeAddon {
   numThreads(): number;
   setNumThreads(n: number): void;
   gemmBackend(): "openblas" | "builtin";
-  gemm(c: Floats, a: Floats, b: Floats, transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, beta: number, builtin: boolean): void;
+  gemm(
+    c: Floats,
+    a: Floats,
+    b: Floats,
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    beta: number,
+    builtin: boolean,
+  ): void;
   // Each op module adds the native functions it calls by augmenting this interface (see ops/elementwise.ts).
 }
 

@@ -106,13 +106,18 @@ export class Tensor {
 
   /** The elements, as a typed-array view of native memory (no copy). */
   get data(): AnyTypedArray {
-    if (this.view === null) throw new MacLmError("MACLM_DISPOSED", `tensor${this.name ? ` ${this.name}` : ""} ${fmtShape(this.shape)} was disposed`);
+    if (this.view === null)
+      throw new MacLmError(
+        "MACLM_DISPOSED",
+        `tensor${this.name ? ` ${this.name}` : ""} ${fmtShape(this.shape)} was disposed`,
+      );
     return this.view;
   }
 
   /** The data as Float32Array; throws if the dtype differs. */
   get f32(): Float32Array {
-    if (this.dtype !== "float32") throw new MacLmError("MACLM_DTYPE_MISMATCH", `expected a float32 tensor, got ${this.dtype}`);
+    if (this.dtype !== "float32")
+      throw new MacLmError("MACLM_DTYPE_MISMATCH", `expected a float32 tensor, got ${this.dtype}`);
     return this.data as Float32Array;
   }
 
@@ -149,7 +154,10 @@ export class Tensor {
     }
     checkShape(sh, "reshape");
     if (numel(sh) !== this.size)
-      throw new ShapeError("reshape", `cannot view ${fmtShape(this.shape)} (${this.size} elements) as ${fmtShape(shape)}`);
+      throw new ShapeError(
+        "reshape",
+        `cannot view ${fmtShape(this.shape)} (${this.size} elements) as ${fmtShape(shape)}`,
+      );
     const storage = this.storage;
     if (storage === null || this.view === null) throw new MacLmError("MACLM_DISPOSED", "reshape of a disposed tensor");
     storage.refs++;
@@ -173,7 +181,8 @@ export class Tensor {
 
   /** Marks this tensor as a trainable leaf (gradients are computed for it). */
   requireGrad(flag = true): this {
-    if (this.node !== null) throw new MacLmError("MACLM_AUTOGRAD", "requireGrad() is for leaf tensors; use detach() first");
+    if (this.node !== null)
+      throw new MacLmError("MACLM_AUTOGRAD", "requireGrad() is for leaf tensors; use detach() first");
     this.requiresGrad = flag;
     return this;
   }

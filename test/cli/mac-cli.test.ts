@@ -48,7 +48,22 @@ describe.skipIf(!present)(`mac-lm train / adapt / ask${present ? "" : smol.skipN
   const run = join(dir, "run");
   const bank = join(dir, "bank");
   writeFileSync(data, JSON.stringify(squad));
-  const common = ["--data", data, "--out", run, "--batch-size", "2", "--checkpoint-every", "1", "--eval-every", "0", "--val-articles", "1", "--test-articles", "0"];
+  const common = [
+    "--data",
+    data,
+    "--out",
+    run,
+    "--batch-size",
+    "2",
+    "--checkpoint-every",
+    "1",
+    "--eval-every",
+    "0",
+    "--val-articles",
+    "1",
+    "--test-articles",
+    "0",
+  ];
 
   it("trains, checkpoints, and resumes where it stopped", async () => {
     const first = await cli(["train", ...common, "--steps", "1"]);
@@ -57,7 +72,10 @@ describe.skipIf(!present)(`mac-lm train / adapt / ask${present ? "" : smol.skipN
     const second = await cli(["train", ...common, "--steps", "2"]);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/resumed from .*step-0000001 \(step 1\)/);
-    const steps = readFileSync(join(run, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number });
+    const steps = readFileSync(join(run, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { step: number });
     expect(steps.map((s) => s.step)).toEqual([1, 2]);
     expect(JSON.parse(readFileSync(join(run, "split.json"), "utf8")).val).toHaveLength(1);
   }, 240_000);

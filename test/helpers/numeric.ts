@@ -12,7 +12,12 @@ export interface Tolerance {
 }
 
 /** Asserts |a - e| <= atol + rtol·|e| elementwise; the failure message lists the worst elements. */
-export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance = {}, label = ""): void {
+export function expectClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tolerance = {},
+  label = "",
+): void {
   const rtol = tol.rtol ?? 1e-5;
   const atol = tol.atol ?? 1e-6;
   expect(actual.length, `${label} length`).toBe(expected.length);
@@ -78,7 +83,10 @@ export function gradCheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts
   params.forEach((x, pi) => {
     const d = x.data;
     const n = d.length;
-    const idx = n <= (opts.maxElements ?? 64) ? [...Array(n).keys()] : rng.shuffle([...Array(n).keys()]).slice(0, opts.maxElements ?? 64);
+    const idx =
+      n <= (opts.maxElements ?? 64)
+        ? [...Array(n).keys()]
+        : rng.shuffle([...Array(n).keys()]).slice(0, opts.maxElements ?? 64);
     const numeric: number[] = [];
     const got: number[] = [];
     for (const i of idx) {
@@ -91,6 +99,11 @@ export function gradCheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts
       numeric.push((lp - lm) / (2 * eps));
       got.push(analytic[pi]![i]!);
     }
-    expectClose(got, numeric, { rtol: opts.rtol ?? 1e-5, atol: opts.atol ?? 1e-7 }, `gradient of input ${pi} ${x.toString()}`);
+    expectClose(
+      got,
+      numeric,
+      { rtol: opts.rtol ?? 1e-5, atol: opts.atol ?? 1e-7 },
+      `gradient of input ${pi} ${x.toString()}`,
+    );
   });
 }

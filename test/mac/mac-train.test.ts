@@ -25,7 +25,10 @@ describe("MAC training", () => {
         TINY_EXAMPLES.map((e) => e.document),
         TINY_EXAMPLES.map((e) => ({ question: e.question, answer: e.answers[0]! })),
       );
-      const grads = grad(loss, trainable.map(([, t]) => t));
+      const grads = grad(
+        loss,
+        trainable.map(([, t]) => t),
+      );
       const dead = trainable.filter((_, i) => !grads[i]!.toArray().some((x) => x !== 0)).map(([n]) => n);
       expect(dead).toEqual([]);
     });

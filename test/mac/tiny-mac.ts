@@ -49,7 +49,12 @@ export function tinyMac(
     amortizer: amort(seed),
     questionEncoder: amort(seed + 1),
     aggregator: new Aggregator(d, { numBlocks: 1, numHeads: 2, headDim: 8, rng: new Rng(seed + 2) }),
-    modulation: createModulation(base, d, { kind: opts.modulation ?? "prefix", numPrefixTokens: 2, hidden: 16, rng: new Rng(seed + 3) }),
+    modulation: createModulation(base, d, {
+      kind: opts.modulation ?? "prefix",
+      numPrefixTokens: 2,
+      hidden: 16,
+      rng: new Rng(seed + 3),
+    }),
   });
   mac.maxQaLength = 28;
   return mac;

@@ -28,9 +28,16 @@ export const docId = (text: string): string => createHash("sha256").update(text)
 /** Documents from positional texts, a text file (blank-line separated) or a SQuAD file (unique contexts). */
 export function readDocuments(texts: readonly string[], o: { file?: string; squad?: string }): string[] {
   const docs = [...texts];
-  if (o.file) docs.push(...readFileSync(o.file, "utf8").split(/\n\s*\n/).map((s) => s.trim()).filter(Boolean));
+  if (o.file)
+    docs.push(
+      ...readFileSync(o.file, "utf8")
+        .split(/\n\s*\n/)
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
   if (o.squad) docs.push(...new Set(loadSquad(o.squad).flatMap((a) => a.examples.map((e) => e.document))));
-  if (docs.length === 0) throw new MacLmError("MACLM_BAD_ARGUMENT", "adapt: no documents (give texts, --file or --squad)");
+  if (docs.length === 0)
+    throw new MacLmError("MACLM_BAD_ARGUMENT", "adapt: no documents (give texts, --file or --squad)");
   return docs;
 }
 
@@ -60,10 +67,14 @@ export async function run(texts: string[], o: AdaptCommandOptions, io: CliIO): P
       });
       const done = Math.min(fresh.length, i + o.batchSize);
       const rate = done / ((performance.now() - t0) / 1000);
-      io.stderr.write(`\radapt: ${done}/${fresh.length} documents, ${rate.toFixed(1)} docs/s, ETA ${((fresh.length - done) / rate).toFixed(0)} s   `);
+      io.stderr.write(
+        `\radapt: ${done}/${fresh.length} documents, ${rate.toFixed(1)} docs/s, ETA ${((fresh.length - done) / rate).toFixed(0)} s   `,
+      );
     }
     if (fresh.length > 0) io.stderr.write("\n");
-    io.stdout.write(`bank ${bankFile(o.bank)}: ${bank.count} entries (${docs.length - fresh.length} already present)\n`);
+    io.stdout.write(
+      `bank ${bankFile(o.bank)}: ${bank.count} entries (${docs.length - fresh.length} already present)\n`,
+    );
   } finally {
     bank.close();
     mac.dispose();

@@ -26,8 +26,14 @@ export async function run(questions: string[], o: AskCommandOptions, io: CliIO):
     const useMemory = o.memory || o.compare;
     if (useMemory) {
       if (!o.bank || !existsSync(bankFile(o.bank)))
-        throw new MacLmError("MACLM_BAD_ARGUMENT", `ask: no memory bank at ${o.bank ?? "(none given)"}; run \`mac-lm adapt\` first or pass --no-memory`);
-      bank = MemoryBank.open(bankFile(o.bank), { readonly: true, modelFingerprint: checkpointFingerprint(o.checkpoint) });
+        throw new MacLmError(
+          "MACLM_BAD_ARGUMENT",
+          `ask: no memory bank at ${o.bank ?? "(none given)"}; run \`mac-lm adapt\` first or pass --no-memory`,
+        );
+      bank = MemoryBank.open(bankFile(o.bank), {
+        readonly: true,
+        modelFingerprint: checkpointFingerprint(o.checkpoint),
+      });
     }
     const decoding = { ...(o.mac ? MAC_DECODING : {}), maxNewTokens: o.maxNewTokens, groupSize: o.hierarchical };
     // Hierarchical aggregation streams the bank in groups (a fresh pass per question); full loads it once.

@@ -36,7 +36,11 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
   const tty = io.stderr.isTTY === true;
   const bar = tty
     ? new cliProgress.SingleBar(
-        { format: "train |{bar}| {value}/{total} steps | loss {loss} | {rate} s/step | ETA {eta_formatted}", stream: io.stderr as NodeJS.WriteStream, etaBuffer: 20 },
+        {
+          format: "train |{bar}| {value}/{total} steps | loss {loss} | {rate} s/step | ETA {eta_formatted}",
+          stream: io.stderr as NodeJS.WriteStream,
+          etaBuffer: 20,
+        },
         cliProgress.Presets.shades_classic,
       )
     : null;
@@ -75,7 +79,9 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
             started = true;
             bar.update(ev.step, { loss: ev.loss.toFixed(4), rate });
           } else if (ev.step % 10 === 0 || ev.step === ev.steps)
-            io.stderr.write(`step ${ev.step}/${ev.steps} loss ${ev.loss.toFixed(4)} |g| ${ev.gradNorm.toFixed(2)} ${rate} s/step\n`);
+            io.stderr.write(
+              `step ${ev.step}/${ev.steps} loss ${ev.loss.toFixed(4)} |g| ${ev.gradNorm.toFixed(2)} ${rate} s/step\n`,
+            );
         } else if (ev.kind === "eval") {
           const s = ev.scores;
           const line = `eval @${ev.step}: loss ${ev.loss.toFixed(4)} EM ${s.em.toFixed(2)} F1 ${s.f1.toFixed(2)} (n=${s.n})`;

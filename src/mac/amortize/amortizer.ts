@@ -124,7 +124,10 @@ export class EncoderQueriesAmortizer extends Module implements Amortizer {
     this.#tokenizer = tokenizer;
     this.queries = this.param(randn([1, opts.numSlots, dE], { rng, std: 0.02 }));
     const heads = opts.decoderHeads ?? Math.max(1, Math.round(dE / 64));
-    this.layers = Array.from({ length: opts.decoderLayers ?? 2 }, () => new QueryDecoderLayer(dE, heads, rng, opts.dropout ?? 0.1));
+    this.layers = Array.from(
+      { length: opts.decoderLayers ?? 2 },
+      () => new QueryDecoderLayer(dE, heads, rng, opts.dropout ?? 0.1),
+    );
     this.norm = new LayerNorm(dE);
     this.heads = new SlotHeads(opts.numSlots, dE, opts.outDim, { rng, std: 0.02 });
   }
@@ -235,7 +238,11 @@ export class T5Amortizer extends Module implements Amortizer {
     const B = batch.ids.dim(0);
     const enc = this.t5.encode(batch.ids, batch.mask); // (B, L, d_t5)
     const q = expand(this.learnable_prompts, [B, this.numSlots, this.learnable_prompts.dim(2)]);
-    const dec = this.t5.decode({ inputsEmbeds: q, encoderHidden: enc, encoderMask: this.maskEncoder ? batch.mask : null });
+    const dec = this.t5.decode({
+      inputsEmbeds: q,
+      encoderHidden: enc,
+      encoderMask: this.maskEncoder ? batch.mask : null,
+    });
     return this.heads.forward(dec); // (B, T, d)
   }
 }

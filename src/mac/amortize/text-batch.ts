@@ -23,7 +23,9 @@ export interface EncodeTextsOptions {
 export function batchFromIds(rows: readonly (readonly number[])[], padId: number, opts: EncodeTextsOptions): TextBatch {
   if (rows.length === 0) throw new MacLmError("MACLM_BAD_ARGUMENT", "batchFromIds: empty batch");
   const left = opts.padSide === "left";
-  const cut = rows.map((r) => (r.length <= opts.maxLength ? r : left ? r.slice(r.length - opts.maxLength) : r.slice(0, opts.maxLength)));
+  const cut = rows.map((r) =>
+    r.length <= opts.maxLength ? r : left ? r.slice(r.length - opts.maxLength) : r.slice(0, opts.maxLength),
+  );
   const L = opts.padToMax ? opts.maxLength : Math.max(1, ...cut.map((r) => r.length));
   const ids = Tensor.full([rows.length, L], padId, "int32");
   const mask = Tensor.zeros([rows.length, L]);

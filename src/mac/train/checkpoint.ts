@@ -9,7 +9,18 @@
  * A checkpoint is written into a temporary folder and renamed into place, and LATEST is replaced atomically
  * afterwards, so a crash at any moment leaves the previous checkpoint intact and LATEST pointing at a complete one.
  */
-import { existsSync, fsyncSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { MacLmError } from "../../errors.js";
 import { openSafetensors, saveSafetensors } from "../../io/safetensors.js";
@@ -62,8 +73,11 @@ export function saveCheckpoint(dir: string, model: Module, opt: AdamW, state: Tr
   fsyncDir(dir);
   writeFileDurable(join(dir, "LATEST"), name + "\n");
   // Drop older checkpoints beyond `keep`.
-  const all = readdirSync(dir).filter((f) => /^step-\d+$/.test(f)).sort();
-  for (const old of all.slice(0, Math.max(0, all.length - keep))) rmSync(join(dir, old), { recursive: true, force: true });
+  const all = readdirSync(dir)
+    .filter((f) => /^step-\d+$/.test(f))
+    .sort();
+  for (const old of all.slice(0, Math.max(0, all.length - keep)))
+    rmSync(join(dir, old), { recursive: true, force: true });
   return final;
 }
 

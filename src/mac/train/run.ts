@@ -34,20 +34,31 @@ export async function runTraining(opts: RunOptions): Promise<RunResult> {
   if (existsSync(cfgPath)) {
     const saved = parseConfig(JSON.parse(readFileSync(cfgPath, "utf8")), cfgPath);
     if (JSON.stringify(saved) !== JSON.stringify(opts.config))
-      throw new MacLmError("MACLM_CONFIG_MISMATCH", `${opts.out} holds a run with another config (${cfgPath}); use a new --out folder`);
+      throw new MacLmError(
+        "MACLM_CONFIG_MISMATCH",
+        `${opts.out} holds a run with another config (${cfgPath}); use a new --out folder`,
+      );
   } else writeFileSync(cfgPath, JSON.stringify(opts.config, null, 2) + "\n");
 
   const split: ArticleSplit = splitArticles(loadSquad(opts.data), opts.split ?? { val: 4, test: 6 });
-  const names = { train: split.train.map((a) => a.title), val: split.val.map((a) => a.title), test: split.test.map((a) => a.title) };
+  const names = {
+    train: split.train.map((a) => a.title),
+    val: split.val.map((a) => a.title),
+    test: split.test.map((a) => a.title),
+  };
   writeFileSync(join(opts.out, "split.json"), JSON.stringify(names, null, 2) + "\n");
 
   const mac = await buildMac(opts.config, { cacheDir: opts.cacheDir });
   mac.cacheFrozenEncoders();
-  const trainer = new MacTrainer(mac, examplesOf(split.train), examplesOf(split.val), { ...opts.train, checkpointDir: join(opts.out, "checkpoints") });
+  const trainer = new MacTrainer(mac, examplesOf(split.train), examplesOf(split.val), {
+    ...opts.train,
+    checkpointDir: join(opts.out, "checkpoints"),
+  });
   const metrics = join(opts.out, "metrics.jsonl");
   try {
     for (const ev of trainer.fit()) {
-      if (ev.kind === "step" || ev.kind === "eval") appendFileSync(metrics, JSON.stringify({ ...ev, time: new Date().toISOString() }) + "\n");
+      if (ev.kind === "step" || ev.kind === "eval")
+        appendFileSync(metrics, JSON.stringify({ ...ev, time: new Date().toISOString() }) + "\n");
       opts.onEvent?.(ev);
       if (ev.kind === "checkpoint" && opts.shouldStop?.()) break;
     }

@@ -13,7 +13,17 @@
  */
 import { MacLmError } from "../../errors.js";
 import { dropoutState, setDropoutState } from "../../nn/layers.js";
-import { AdamW, type Tensor, axpyInPlace, clipGradNorm, concat, grad, kernels, noGrad, scope } from "../../tensor/index.js";
+import {
+  AdamW,
+  type Tensor,
+  axpyInPlace,
+  clipGradNorm,
+  concat,
+  grad,
+  kernels,
+  noGrad,
+  scope,
+} from "../../tensor/index.js";
 import { Rng } from "../../tensor/random.js";
 import { scoreAll, type QaScores } from "../../eval/metrics.js";
 import type { MacModel } from "../model.js";
@@ -65,7 +75,8 @@ export const trainingAnswer = (answers: readonly string[]): string => {
 export class MacTrainer {
   readonly opt: AdamW;
   state: TrainState;
-  private readonly o: Required<Omit<TrainOptions, "checkpointDir" | "evalGroupSize">> & Pick<TrainOptions, "checkpointDir" | "evalGroupSize">;
+  private readonly o: Required<Omit<TrainOptions, "checkpointDir" | "evalGroupSize">> &
+    Pick<TrainOptions, "checkpointDir" | "evalGroupSize">;
 
   constructor(
     readonly model: MacModel,
@@ -74,7 +85,10 @@ export class MacTrainer {
     opts: TrainOptions,
   ) {
     if (train.length < opts.batchSize)
-      throw new MacLmError("MACLM_BAD_ARGUMENT", `train: ${train.length} examples, fewer than batchSize ${opts.batchSize}`);
+      throw new MacLmError(
+        "MACLM_BAD_ARGUMENT",
+        `train: ${train.length} examples, fewer than batchSize ${opts.batchSize}`,
+      );
     this.o = {
       keepRatio: 1,
       gradAccum: 1,
@@ -96,7 +110,14 @@ export class MacTrainer {
       { lr: this.o.lr, weightDecay: this.o.weightDecay },
     );
     setDropoutState(this.o.seed * 1_000_003);
-    this.state = { step: 0, cursor: 0, dropoutSeed: dropoutState(), optimizer: { lr: this.o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: [], step: [] }, history: [], evals: [] };
+    this.state = {
+      step: 0,
+      cursor: 0,
+      dropoutSeed: dropoutState(),
+      optimizer: { lr: this.o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: [], step: [] },
+      history: [],
+      evals: [],
+    };
   }
 
   /** Resumes from the newest checkpoint in checkpointDir, if any. */
@@ -186,8 +207,15 @@ export class MacTrainer {
           const batch = sample.slice(i, i + 8);
           lossSum +=
             scope(() => {
-              const mod = m.modulate(m.encodeQuestions(batch.map((e) => e.question)), memory, { groupSize: this.o.evalGroupSize });
-              return m.answerLoss(batch.map((e) => ({ question: e.question, answer: trainingAnswer(e.answers) })), mod).item();
+              const mod = m.modulate(m.encodeQuestions(batch.map((e) => e.question)), memory, {
+                groupSize: this.o.evalGroupSize,
+              });
+              return m
+                .answerLoss(
+                  batch.map((e) => ({ question: e.question, answer: trainingAnswer(e.answers) })),
+                  mod,
+                )
+                .item();
             }) * batch.length;
         }
         const preds = m.answer(
@@ -195,7 +223,13 @@ export class MacTrainer {
           memory,
           { maxNewTokens: 16, groupSize: this.o.evalGroupSize },
         );
-        return { loss: lossSum / Math.max(1, sample.length), scores: scoreAll(preds, sample.map((e) => e.answers)) };
+        return {
+          loss: lossSum / Math.max(1, sample.length),
+          scores: scoreAll(
+            preds,
+            sample.map((e) => e.answers),
+          ),
+        };
       }),
     );
   }

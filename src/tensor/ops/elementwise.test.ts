@@ -13,12 +13,27 @@ const refs = {
 };
 
 const cases: [number[], number[]][] = [
-  [[3, 4], [3, 4]], // same shape
+  [
+    [3, 4],
+    [3, 4],
+  ], // same shape
   [[2, 3, 5], [5]], // row / bias
-  [[2, 3, 5], [3, 5]], // trailing block
-  [[2, 3, 5], [3, 1]], // column
-  [[4, 1, 3], [1, 5, 1]], // both broadcast
-  [[2, 1, 1, 6], [2, 3, 4, 1]], // attention-mask-like
+  [
+    [2, 3, 5],
+    [3, 5],
+  ], // trailing block
+  [
+    [2, 3, 5],
+    [3, 1],
+  ], // column
+  [
+    [4, 1, 3],
+    [1, 5, 1],
+  ], // both broadcast
+  [
+    [2, 1, 1, 6],
+    [2, 3, 4, 1],
+  ], // attention-mask-like
   [[], [3]], // scalar
 ];
 
@@ -57,7 +72,9 @@ describe("elementwise", () => {
 
   it("names the op and the shapes when shapes do not broadcast", () =>
     scope(() => {
-      expect(() => add(Tensor.zeros([2, 3]), Tensor.zeros([4]))).toThrow(/add: shapes \[2, 3\] and \[4\] do not broadcast/);
+      expect(() => add(Tensor.zeros([2, 3]), Tensor.zeros([4]))).toThrow(
+        /add: shapes \[2, 3\] and \[4\] do not broadcast/,
+      );
       expect(() => add(Tensor.zeros([2]), Tensor.zeros([2], "float64"))).toThrow(/add: dtype mismatch/);
     }));
 

@@ -92,7 +92,16 @@ registerKernels("cpu", {
 
 declare module "../native.js" {
   interface NativeAddon {
-    binary(kind: number, out: unknown, a: unknown, b: unknown, shape: number[], sa: number[], sb: number[], mode: number): void;
+    binary(
+      kind: number,
+      out: unknown,
+      a: unknown,
+      b: unknown,
+      shape: number[],
+      sa: number[],
+      sb: number[],
+      mode: number,
+    ): void;
     affine(out: unknown, a: unknown, alpha: number, beta: number): void;
     axpy(y: unknown, x: unknown, alpha: number): void;
     sumTo(out: unknown, g: unknown, shape: number[], stridesOut: number[]): void;
@@ -122,7 +131,10 @@ function binaryRaw(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
 
 export function add(a: Tensor, b: Tensor): Tensor {
   const out = binaryRaw("add", a, b);
-  return record(out, "add", [a, b], (g, needs) => [needs[0] ? reduceTo(g, a.shape) : null, needs[1] ? reduceTo(g, b.shape) : null]);
+  return record(out, "add", [a, b], (g, needs) => [
+    needs[0] ? reduceTo(g, a.shape) : null,
+    needs[1] ? reduceTo(g, b.shape) : null,
+  ]);
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
@@ -178,7 +190,12 @@ export function expand(x: Tensor, shape: Shape): Tensor {
   if (target.length !== shape.length || target.some((d, i) => d !== shape[i]))
     throw new ShapeError("expand", `cannot expand ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
   const zero = Tensor.zeros([], x.dtype);
-  const plan: BroadcastPlan = { shape: target, stridesA: target.map(() => 0), stridesB: stridesIn(x.shape, target), mode: 0 };
+  const plan: BroadcastPlan = {
+    shape: target,
+    stridesA: target.map(() => 0),
+    stridesB: stridesIn(x.shape, target),
+    mode: 0,
+  };
   const out = Tensor.empty(target, x.dtype, x.device);
   kernels(x.device).binary("add", out, zero, x, plan);
   zero.dispose();

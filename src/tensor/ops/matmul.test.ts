@@ -19,8 +19,19 @@ describe("matmul", () => {
           const b = randn(tB ? [B, N, K] : [B, K, N], { seed: 2, dtype });
           const c = matmul(a, b, { transA: tA, transB: tB });
           for (let i = 0; i < B; i++) {
-            const ref = refMatmul(a.data.subarray(i * M * K, (i + 1) * M * K), b.data.subarray(i * K * N, (i + 1) * K * N), M, N, K, tA, tB);
-            expectClose(c.data.subarray(i * M * N, (i + 1) * M * N), ref, { rtol: dtype === "float32" ? 1e-5 : 1e-12, atol: 1e-6 });
+            const ref = refMatmul(
+              a.data.subarray(i * M * K, (i + 1) * M * K),
+              b.data.subarray(i * K * N, (i + 1) * K * N),
+              M,
+              N,
+              K,
+              tA,
+              tB,
+            );
+            expectClose(c.data.subarray(i * M * N, (i + 1) * M * N), ref, {
+              rtol: dtype === "float32" ? 1e-5 : 1e-12,
+              atol: 1e-6,
+            });
           }
         }
       }));

@@ -40,15 +40,40 @@ declare module "../backend.js" {
 declare module "../native.js" {
   interface NativeAddon {
     matmul(
-      out: unknown, a: unknown, b: unknown, bias: unknown, batch: number, m: number, n: number, k: number,
-      transA: boolean, transB: boolean, strideA: number, strideB: number, accumulate: boolean,
+      out: unknown,
+      a: unknown,
+      b: unknown,
+      bias: unknown,
+      batch: number,
+      m: number,
+      n: number,
+      k: number,
+      transA: boolean,
+      transB: boolean,
+      strideA: number,
+      strideB: number,
+      accumulate: boolean,
     ): void;
   }
 }
 
 registerKernels("cpu", {
   matmul(out, a, b, bias, x) {
-    native.matmul(out.data, a.data, b.data, bias?.data ?? null, x.batch, x.m, x.n, x.k, x.transA, x.transB, x.strideA, x.strideB, x.accumulate);
+    native.matmul(
+      out.data,
+      a.data,
+      b.data,
+      bias?.data ?? null,
+      x.batch,
+      x.m,
+      x.n,
+      x.k,
+      x.transA,
+      x.transB,
+      x.strideA,
+      x.strideB,
+      x.accumulate,
+    );
   },
 });
 
@@ -58,24 +83,44 @@ export interface MatmulOptions {
 }
 
 /** The raw product without autograd; `a` batched over leading dims, `b` batched likewise or 2-D. */
-function product(op: string, a: Tensor, b: Tensor, transA: boolean, transB: boolean, bias: Tensor | null = null): Tensor {
+function product(
+  op: string,
+  a: Tensor,
+  b: Tensor,
+  transA: boolean,
+  transB: boolean,
+  bias: Tensor | null = null,
+): Tensor {
   if (a.dtype !== b.dtype) throw new ShapeError(op, `dtype mismatch: ${a.dtype} vs ${b.dtype}`);
-  if (a.ndim < 2 || b.ndim < 2) throw new ShapeError(op, `operands must be at least 2-D, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  if (a.ndim < 2 || b.ndim < 2)
+    throw new ShapeError(op, `operands must be at least 2-D, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
   const [ar, ac] = [a.dim(-2), a.dim(-1)];
   const [br, bc] = [b.dim(-2), b.dim(-1)];
   const [m, k] = transA ? [ac, ar] : [ar, ac];
   const [kb, n] = transB ? [bc, br] : [br, bc];
   if (k !== kb)
-    throw new ShapeError(op, `inner dims differ: a ${fmtShape(a.shape)}${transA ? "ᵀ" : ""} vs b ${fmtShape(b.shape)}${transB ? "ᵀ" : ""}`);
+    throw new ShapeError(
+      op,
+      `inner dims differ: a ${fmtShape(a.shape)}${transA ? "ᵀ" : ""} vs b ${fmtShape(b.shape)}${transB ? "ᵀ" : ""}`,
+    );
   const batchShape = a.shape.slice(0, -2);
   const batch = numel(batchShape);
   const bBatch = numel(b.shape.slice(0, -2));
   if (b.ndim > 2 && (b.ndim !== a.ndim || b.shape.slice(0, -2).some((d, i) => d !== batchShape[i])))
     throw new ShapeError(op, `batch dims differ: a ${fmtShape(a.shape)} vs b ${fmtShape(b.shape)}`);
-  if (bias && (bias.ndim !== 1 || bias.size !== n)) throw new ShapeError(op, `bias ${fmtShape(bias.shape)} does not match ${n} outputs`);
+  if (bias && (bias.ndim !== 1 || bias.size !== n))
+    throw new ShapeError(op, `bias ${fmtShape(bias.shape)} does not match ${n} outputs`);
   const out = Tensor.empty([...batchShape, m, n], a.dtype, a.device);
   kernels(a.device).matmul(out, a, b, bias, {
-    batch, m, n, k, transA, transB, strideA: m * k, strideB: bBatch === 1 ? 0 : k * n, accumulate: false,
+    batch,
+    m,
+    n,
+    k,
+    transA,
+    transB,
+    strideA: m * k,
+    strideB: bBatch === 1 ? 0 : k * n,
+    accumulate: false,
   });
   return out;
 }
@@ -93,9 +138,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         // Shared b: fold the batch into rows, one GEMM. a2: (batch·M, K) or for transA handled per item below.
         const a2 = a.reshapeView([-1, a.dim(-1)]);
         const g2 = g.reshapeView([-1, g.dim(-1)]);
-        if (!tA) db = tB ? product("matmul.backward", g2, a2, true, false) : product("matmul.backward", a2, g2, true, false);
+        if (!tA)
+          db = tB ? product("matmul.backward", g2, a2, true, false) : product("matmul.backward", a2, g2, true, false);
         else {
-          const per = tB ? product("matmul.backward", g, a, true, true) : product("matmul.backward", a, g, false, false);
+          const per = tB
+            ? product("matmul.backward", g, a, true, true)
+            : product("matmul.backward", a, g, false, false);
           db = reduceTo(per, b.shape);
         }
       } else db = tB ? product("matmul.backward", g, a, true, tA) : product("matmul.backward", a, g, !tA, false);
@@ -107,7 +155,11 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 /** y = x · wᵀ + bias, with w (out, in) — torch.nn.Linear's layout. */
 export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor {
   if (w.ndim !== 2) throw new ShapeError("linear", `weight must be 2-D (out, in), got ${fmtShape(w.shape)}`);
-  if (x.dim(-1) !== w.dim(1)) throw new ShapeError("linear", `input ${fmtShape(x.shape)} has ${x.dim(-1)} features, weight ${fmtShape(w.shape)} expects ${w.dim(1)}`);
+  if (x.dim(-1) !== w.dim(1))
+    throw new ShapeError(
+      "linear",
+      `input ${fmtShape(x.shape)} has ${x.dim(-1)} features, weight ${fmtShape(w.shape)} expects ${w.dim(1)}`,
+    );
   const x2 = x.ndim === 2 ? x : x.reshapeView([-1, x.dim(-1)]);
   const y2 = product("linear", x2, w, false, true, bias);
   const y = x.ndim === 2 ? y2 : y2.reshapeView([...x.shape.slice(0, -1), w.dim(0)]);

@@ -32,17 +32,27 @@ export function refBinary(
 ): Float64Array {
   const n = outShape.reduce((x, y) => x * y, 1);
   const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = f(a[refBroadcastIndex(i, outShape, aShape)]!, b[refBroadcastIndex(i, outShape, bShape)]!);
+  for (let i = 0; i < n; i++)
+    out[i] = f(a[refBroadcastIndex(i, outShape, aShape)]!, b[refBroadcastIndex(i, outShape, bShape)]!);
   return out;
 }
 
 /** C (M, N) = op(A) · op(B); A is (M, K) or (K, M) if transA; B is (K, N) or (N, K) if transB. */
-export function refMatmul(a: Arr, b: Arr, m: number, n: number, k: number, transA = false, transB = false): Float64Array {
+export function refMatmul(
+  a: Arr,
+  b: Arr,
+  m: number,
+  n: number,
+  k: number,
+  transA = false,
+  transB = false,
+): Float64Array {
   const c = new Float64Array(m * n);
   for (let i = 0; i < m; i++)
     for (let j = 0; j < n; j++) {
       let s = 0;
-      for (let p = 0; p < k; p++) s += (transA ? a[p * m + i]! : a[i * k + p]!) * (transB ? b[j * k + p]! : b[p * n + j]!);
+      for (let p = 0; p < k; p++)
+        s += (transA ? a[p * m + i]! : a[i * k + p]!) * (transB ? b[j * k + p]! : b[p * n + j]!);
       c[i * n + j] = s;
     }
   return c;
