@@ -8,6 +8,7 @@
 // kept in a small cache keyed by size: a training step allocates the same sizes every step, and a fresh mapping
 // costs a page fault per 4 KiB on first touch. Reused blocks are zeroed with a parallel memset. The cache holds at
 // most MACLM_ALLOC_CACHE_MB (default 1024) MiB; trimAllocCache() empties it.
+#include <malloc.h>
 #include <napi.h>
 #include <sys/mman.h>
 
@@ -195,7 +196,15 @@ Napi::Value TrimAllocCache(const Napi::CallbackInfo& info) {
   for (auto& [bytes, p] : cache) munmap(p, bytes);
   cache.clear();
   cached_bytes = 0;
+  // Also hand glibc's free heap memory back to the OS: kernels' scratch vectors, sized by sequence length, leave
+  // freed chunks in the malloc arenas of the pool threads.
+  malloc_trim(0);
   return info.Env().Undefined();
+}
+
+// mallocTrim(): returns free memory in glibc's arenas to the OS (cheap; long runs call it periodically).
+Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
 }
 
 }  // namespace
@@ -204,5 +213,6 @@ MACLM_EXPORT(alloc, Alloc);
 MACLM_EXPORT(free, Free);
 MACLM_EXPORT(liveBytes, LiveBytes);
 MACLM_EXPORT(trimAllocCache, TrimAllocCache);
+MACLM_EXPORT(mallocTrim, MallocTrim);
 
 }  // namespace maclm

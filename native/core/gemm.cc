@@ -57,11 +57,34 @@ template void gemm_builtin<double>(bool, bool, int64_t, int64_t, int64_t, double
                                    const double*, int64_t, double, double*, int64_t);
 
 // ---- dispatch --------------------------------------------------------------------------------------------
+#ifdef MACLM_USE_CBLAS
+// A product with one row (M = 1) or one column (N = 1) is a matrix-vector product: sgemm would pack the whole
+// matrix operand first (twice the memory traffic, for decoding one token), so these go to gemv.
+template <typename T, typename Gemv>
+bool gemm_as_gemv(Gemv gemv, bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                  int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M != 1 && N != 1) return false;
+  if (M == 1) {
+    // c (1, N) = alpha · a (1, K) · op(B) + beta · c; a's elements are lda apart when transposed.
+    if (beta == T(0)) std::fill(C, C + N, T(0));
+    gemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? (int)N : (int)K, transB ? (int)K : (int)N,
+         alpha, B, (int)ldb, A, transA ? (int)lda : 1, beta == T(0) ? T(1) : beta, C, 1);
+  } else {
+    // c (M, 1), stride ldc = alpha · op(A) · b (K, 1) + beta · c; b's elements are ldb apart unless transposed.
+    for (int64_t i = 0; beta == T(0) && i < M; i++) C[i * ldc] = T(0);
+    gemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transA ? (int)K : (int)M, transA ? (int)M : (int)K,
+         alpha, A, (int)lda, B, transB ? 1 : (int)ldb, beta == T(0) ? T(1) : beta, C, (int)ldc);
+  }
+  return true;
+}
+#endif
+
 template <>
 void gemm<float>(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
 #ifdef MACLM_USE_CBLAS
+  if (K > 0 && gemm_as_gemv<float>(cblas_sgemv, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, (int)M, (int)N,
               (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 #else
@@ -74,6 +97,7 @@ void gemm<double>(bool transA, bool transB, int64_t M, int64_t N, int64_t K, dou
                   int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
 #ifdef MACLM_USE_CBLAS
+  if (K > 0 && gemm_as_gemv<double>(cblas_dgemv, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, (int)M, (int)N,
               (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 #else

@@ -17,6 +17,7 @@ export interface NativeAddon {
   free(buffer: ArrayBuffer): void;
   liveBytes(): { bytes: number; blocks: number; cachedBytes: number };
   trimAllocCache(): void;
+  mallocTrim(): boolean;
   numThreads(): number;
   setNumThreads(n: number): void;
   gemmBackend(): "openblas" | "builtin";
