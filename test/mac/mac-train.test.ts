@@ -54,10 +54,14 @@ describe("MAC training", () => {
     mac.base.dispose();
   });
 
-  it("resuming from a checkpoint reproduces an uninterrupted run exactly", () => {
+  it.each([
+    ["a trained encoder", true],
+    ["a frozen, cached encoder", false],
+  ])("resuming from a checkpoint reproduces an uninterrupted run exactly (%s)", (_, trainEncoder) => {
     const opts = { batchSize: 4, keepRatio: 0.5, lr: 1e-3, warmupSteps: 2, seed: 5, checkpointEvery: 2 };
     const run = (steps: number, dir?: string) => {
-      const mac = tinyMac({ seed: 3 });
+      const mac = tinyMac({ seed: 3, trainEncoder });
+      mac.cacheFrozenEncoders();
       const trainer = new MacTrainer(mac, TINY_EXAMPLES, [], { ...opts, steps, checkpointDir: dir });
       const losses: number[] = [];
       for (const ev of trainer.fit()) if (ev.kind === "step") losses.push(ev.loss);

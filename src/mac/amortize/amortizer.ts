@@ -168,19 +168,13 @@ export class EncoderQueriesAmortizer extends Module implements Amortizer {
   forwardTexts(texts: readonly string[]): Tensor {
     const cache = this.#cache;
     if (!cache) return this.forward(encodeTexts(this.#tokenizer, texts, { maxLength: this.maxLength }));
-    const missing = [...new Set(texts.filter((t) => !cache.has(t)))];
-    if (missing.length > 0) {
-      const batch = encodeTexts(this.#tokenizer, missing, { maxLength: this.maxLength });
-      const h = this.encodeText(batch); // (M, L, dE)
-      const [, L, dE] = h.shape as [number, number, number];
-      missing.forEach((t, i) => {
-        let n = 0;
-        for (let j = 0; j < L; j++) n += batch.mask.data[i * L + j]!;
-        const row = untrack(Tensor.empty([n, dE]));
-        // Right padding: the first n positions are the real tokens.
-        row.data.set(h.data.subarray(i * L * dE, i * L * dE + n * dE));
-        cache.set(t, row);
-      });
+    // Each text is encoded alone (no padding), so its cached states depend on the text only: a run resumed with a
+    // cold cache computes exactly what the uninterrupted run had cached.
+    for (const t of new Set(texts.filter((x) => !cache.has(x)))) {
+      const batch = encodeTexts(this.#tokenizer, [t], { maxLength: this.maxLength });
+      const h = this.encodeText(batch); // (1, L, dE)
+      cache.set(t, untrack(h.reshapeView([h.dim(1), h.dim(2)])));
+      h.dispose();
     }
     const rows = texts.map((t) => cache.get(t)!);
     const L = Math.max(...rows.map((r) => r.dim(0)));
