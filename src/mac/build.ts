@@ -13,7 +13,7 @@ import { loadT5 } from "../models/t5/weights.js";
 import { Rng } from "../tensor/random.js";
 import { type Tokenizer, tokenizerFromGguf, tokenizerFromHfDir } from "../tokenizers/index.js";
 import { Aggregator } from "./aggregate/aggregator.js";
-import { type Amortizer, EncoderQueriesAmortizer, T5Amortizer } from "./amortize/amortizer.js";
+import { type Amortizer, DecoderOnlyAmortizer, EncoderQueriesAmortizer, T5Amortizer } from "./amortize/amortizer.js";
 import type { MacConfig } from "./config.js";
 import { MacModel } from "./model.js";
 import { createModulation } from "./modulation/index.js";
@@ -64,6 +64,13 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
       maxLength: config.questionMaxLength,
       seed: rng.u32(),
     });
+  } else if (a.kind === "decoder-only") {
+    // Separate LM instances: the amortizer and question encoder each read with their own (possibly trained) copy.
+    const lmA = await loadBase(a.model, opts);
+    const lmQ = a.trainLM ? await loadBase(a.model, opts) : lmA;
+    const common = { numSlots: T, outDim: d, trainLM: a.trainLM };
+    amortizer = new DecoderOnlyAmortizer(lmA.model, lmA.tokenizer, { ...common, maxLength: a.maxLength, seed: rng.u32() });
+    questionEncoder = new DecoderOnlyAmortizer(lmQ.model, lmQ.tokenizer, { ...common, maxLength: config.questionMaxLength, seed: rng.u32() });
   } else {
     const r = await resolveModel(a.model, { cacheDir: opts.cacheDir });
     const tok = tokenizerFromHfDir(r.dir);

@@ -26,13 +26,21 @@ const T5Amort = z.object({
   maskEncoder: z.boolean().default(false),
 });
 
+const DecoderOnly = z.object({
+  kind: z.literal("decoder-only"),
+  /** Registry name or path of a causal LM (GPT-2 or Llama family). */
+  model: z.string(),
+  maxLength: z.number().int().positive().default(256),
+  trainLM: z.boolean().default(false),
+});
+
 export const MacConfigSchema = z.object({
   version: z.literal(1).default(1),
   /** Registry name or path of the frozen base LM. */
   base: z.string().default("smollm2-135m-instruct"),
   /** T: latent tokens per memory entry. */
   numSlots: z.number().int().positive().default(8),
-  amortizer: z.discriminatedUnion("kind", [EncoderQueries, T5Amort]).prefault({ kind: "encoder-queries" }),
+  amortizer: z.discriminatedUnion("kind", [EncoderQueries, T5Amort, DecoderOnly]).prefault({ kind: "encoder-queries" }),
   questionMaxLength: z.number().int().positive().default(64),
   aggregator: z
     .object({

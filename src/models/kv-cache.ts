@@ -143,10 +143,14 @@ export interface DecoderPast {
  * With a cache the prefix is already in it (newCache), so modulation.prefix is not added again.
  */
 export function decoderPast(op: string, g: ModelGeometry, input: CausalLMInput): DecoderPast {
-  const { ids, cache, modulation, attentionMask } = input;
+  const { ids, cache, modulation, attentionMask, appendEmbeds } = input;
   if (ids.ndim !== 2 || ids.dtype !== "int32")
     throw new ShapeError(op, `ids must be int32 (B, T), got ${ids.dtype} ${fmtShape(ids.shape)}`);
-  const [B, Tn] = ids.shape as [number, number];
+  const B = ids.dim(0);
+  if (appendEmbeds && (appendEmbeds.ndim !== 3 || appendEmbeds.dim(0) !== B || appendEmbeds.dim(2) !== g.hiddenSize))
+    throw new ShapeError(op, `appendEmbeds ${fmtShape(appendEmbeds.shape)} must be (B, E, C) = (${B}, E, ${g.hiddenSize})`);
+  // Sequence length: the tokens plus any appended embeddings.
+  const Tn = ids.dim(1) + (appendEmbeds?.dim(1) ?? 0);
   let past: DecoderPast;
   if (cache) {
     if (!(cache instanceof DecoderKVCache))
@@ -175,7 +179,7 @@ export function decoderPast(op: string, g: ModelGeometry, input: CausalLMInput):
   )
     throw new ShapeError(
       op,
-      `attentionMask ${fmtShape(attentionMask.shape)} must be (B, past + T) = (${B}, ${past.length} + ${Tn}) for ids ${fmtShape(ids.shape)}`,
+      `attentionMask ${fmtShape(attentionMask.shape)} must be (B, past + T) = (${B}, ${past.length} + ${Tn}) for ids ${fmtShape(ids.shape)}${appendEmbeds ? ` and ${appendEmbeds.dim(1)} appended embeddings` : ""}`,
     );
   return past;
 }

@@ -59,6 +59,11 @@ export interface CausalLMInput {
   modulation?: Modulation;
   /** Incremental decoding: attends to the cache, then appends this step's keys/values to it. */
   cache?: KVCache;
+  /**
+   * (B, E, C) input embeddings appended after the tokens of `ids`, at the following positions (MAC's decoder-only
+   * amortizer appends T learned memory tokens). The attention mask then covers past + T + E.
+   */
+  appendEmbeds?: Tensor;
 }
 
 export interface CausalLM extends Module, ModelGeometry {
@@ -67,6 +72,8 @@ export interface CausalLM extends Module, ModelGeometry {
   readonly eosTokenId: number | null;
   /** logits (B, T, V). */
   forward(input: CausalLMInput): Tensor;
+  /** The final hidden states (B, T (+E), C) after the last norm: the LM head's input. */
+  hidden(input: CausalLMInput): Tensor;
   /** A cache seeded with the modulation's prefix (or empty). */
   newCache(batch: number, modulation?: Modulation): KVCache;
   /** Reorders the cache's batch dimension (beam search), in place. */

@@ -61,6 +61,10 @@ export class HashLM extends Module implements CausalLM {
     return this.#table.slice(h * this.vocabSize, (h + 1) * this.vocabSize);
   }
 
+  hidden(): Tensor {
+    throw new MacLmError("MACLM_BAD_ARGUMENT", "HashLM has no hidden states (a lookup table, not a network)");
+  }
+
   forward(input: CausalLMInput): Tensor {
     const { ids, cache, attentionMask } = input;
     const [B, T] = ids.shape as [number, number];

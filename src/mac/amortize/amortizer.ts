@@ -4,6 +4,8 @@
  *
  *   "t5"               the paper's: T5 encoder over the text, T5 decoder run on T learned query embeddings that
  *                      cross-attend to it (no encoder mask, as the release), then per-slot MLP heads.
+ *   "decoder-only"     the paper's ablation: a causal LM reads the text and T appended learned memory tokens;
+ *                      their final hidden states, through per-slot heads, are the latents.
  *   "encoder-queries"  our CPU default: a pretrained encoder (MiniLM/BERT) over the text, then a small decoder of T
  *                      learned queries cross-attending to it (masked), then per-slot heads. The encoder may stay
  *                      frozen, so its outputs can be cached across epochs.
@@ -12,9 +14,9 @@
  */
 import { Dropout, LayerNorm, Linear } from "../../nn/layers.js";
 import { Module } from "../../nn/module.js";
-import type { Encoder } from "../../models/types.js";
+import type { CausalLM, Encoder } from "../../models/types.js";
 import type { T5Model } from "../../models/t5/model.js";
-import { Tensor, add, attention, expand, gelu, noGrad, reshape, untrack } from "../../tensor/index.js";
+import { Tensor, add, attention, concat, expand, gelu, noGrad, reshape, slice, untrack } from "../../tensor/index.js";
 import { Rng, randn } from "../../tensor/random.js";
 import type { Tokenizer } from "../../tokenizers/index.js";
 import { SlotHeads } from "../heads.js";
@@ -238,5 +240,63 @@ export class T5Amortizer extends Module implements Amortizer {
       encoderMask: this.maskEncoder ? batch.mask : null,
     });
     return this.heads.forward(dec); // (B, T, d)
+  }
+}
+
+export interface DecoderOnlyOptions {
+  numSlots: number;
+  outDim: number;
+  maxLength: number;
+  /** Fine-tune the decoder LM too (default false: frozen, only the memory tokens and heads train). */
+  trainLM?: boolean;
+  seed?: number;
+}
+
+/**
+ * The paper's decoder-only ablation: a causal LM reads the document followed by T learned memory-token embeddings;
+ * the final hidden states at those T positions, through per-slot heads, are the entry. forwardTexts() reads each text
+ * alone, so the memory tokens directly follow it at the same positions whatever it is batched with (with padding,
+ * absolute or rotary positions would shift).
+ */
+export class DecoderOnlyAmortizer extends Module implements Amortizer {
+  readonly kind = "decoder-only";
+  readonly numSlots: number;
+  readonly outDim: number;
+  readonly maxLength: number;
+  lm: CausalLM;
+  memory_tokens: Tensor; // (1, T, C_lm)
+  heads: SlotHeads;
+  readonly #tokenizer: Tokenizer;
+
+  constructor(lm: CausalLM, tokenizer: Tokenizer, opts: DecoderOnlyOptions) {
+    super();
+    const rng = new Rng(opts.seed ?? 0);
+    this.numSlots = opts.numSlots;
+    this.outDim = opts.outDim;
+    this.maxLength = opts.maxLength;
+    this.lm = lm;
+    if (!opts.trainLM) lm.freeze();
+    this.#tokenizer = tokenizer;
+    this.memory_tokens = this.param(randn([1, opts.numSlots, lm.hiddenSize], { rng, std: 0.02 }));
+    this.heads = new SlotHeads(opts.numSlots, lm.hiddenSize, opts.outDim, { rng, std: 0.02 });
+  }
+
+  get tokenizer(): Tokenizer {
+    return this.#tokenizer;
+  }
+
+  forward(batch: TextBatch): Tensor {
+    const [B, L] = batch.ids.shape as [number, number];
+    const T = this.numSlots;
+    const mem = expand(this.memory_tokens, [B, T, this.lm.hiddenSize]); // (B, T, C)
+    const mask = Tensor.full([B, L + T], 1);
+    for (let b = 0; b < B; b++) mask.data.set(batch.mask.data.subarray(b * L, (b + 1) * L), b * (L + T));
+    const h = this.lm.hidden({ ids: batch.ids, attentionMask: mask, appendEmbeds: mem }); // (B, L + T, C)
+    return this.heads.forward(slice(h, 1, L, L + T)); // (B, T, d)
+  }
+
+  forwardTexts(texts: readonly string[]): Tensor {
+    const one = (t: string): Tensor => this.forward(encodeTexts(this.#tokenizer, [t], { maxLength: this.maxLength }));
+    return texts.length === 1 ? one(texts[0]!) : concat(texts.map(one), 0); // (B, T, d)
   }
 }

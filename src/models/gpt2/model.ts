@@ -21,6 +21,7 @@ import {
   Tensor as T,
   add,
   attention,
+  concat,
   embedding,
   gelu,
   linear,
@@ -181,9 +182,15 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
 
   /** logits (B, T, V) for ids (B, T); see CausalLMInput for the mask, modulation and cache. */
   forward(input: CausalLMInput): Tensor {
+    return linear(this.hidden(input), this.transformer.wte.weight); // (B, T, V): lm_head = wte
+  }
+
+  /** Final hidden states (B, T (+E), C) after ln_f. */
+  hidden(input: CausalLMInput): Tensor {
     const past = decoderPast("gpt2.forward", this, input);
-    const { ids } = input;
-    const [B, Tn] = ids.shape as [number, number];
+    const { ids, appendEmbeds } = input;
+    const B = ids.dim(0);
+    const Tn = ids.dim(1) + (appendEmbeds?.dim(1) ?? 0);
     if (past.length + Tn > this.config.n_positions)
       throw new ShapeError(
         "gpt2.forward",
@@ -196,7 +203,9 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
       Int32Array.from({ length: Tn }, (_, t) => past.length + t),
       [Tn],
     ); // (T): past, …
-    let x = drop.forward(add(wte.forward(ids), embedding(pos, wpe.weight))); // (B, T, C) + (T, C)
+    const tok = wte.forward(ids); // (B, T, C)
+    const inputs = appendEmbeds ? concat([tok, appendEmbeds], 1) : tok; // (B, T + E, C)
+    let x = drop.forward(add(inputs, embedding(pos, wpe.weight))); // (B, T, C) + (T, C)
     const fresh: LayerKV[] = [];
     h.forEach((block, l) => {
       x = block.forward(x, {
@@ -207,7 +216,7 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
       });
     });
     past.cache?.append(fresh);
-    return linear(ln_f.forward(x), wte.weight); // (B, T, V): lm_head = wte
+    return ln_f.forward(x); // (B, T, C)
   }
 
   newCache(batch: number, modulation?: Modulation): KVCache {

@@ -17,7 +17,7 @@
 import { RMSNorm, Embedding, Linear } from "../../nn/layers.js";
 import { Module } from "../../nn/module.js";
 import { ShapeError } from "../../errors.js";
-import { type Tensor, add, attention, linear, reshape, rope, swiglu } from "../../tensor/index.js";
+import { type Tensor, add, attention, concat, linear, reshape, rope, swiglu } from "../../tensor/index.js";
 import { Rng } from "../../tensor/random.js";
 import { NoInitRng } from "../checkpoint.js";
 import { DecoderKVCache, decoderPast, newDecoderCache } from "../kv-cache.js";
@@ -161,11 +161,18 @@ export class LlamaForCausalLM extends Module implements CausalLM {
 
   /** logits (B, T, V) for ids (B, T); see CausalLMInput for the mask, modulation and cache. */
   forward(input: CausalLMInput): Tensor {
+    const h = this.hidden(input); // (B, T, C)
+    return this.lm_head ? this.lm_head.forward(h) : linear(h, this.model.embed_tokens.weight); // (B, T, V)
+  }
+
+  /** Final hidden states (B, T (+E), C) after the last RMSNorm. */
+  hidden(input: CausalLMInput): Tensor {
     const past = decoderPast("llama.forward", this, input);
     const lora = loraLayers("llama.forward", this, input.modulation);
     const { embed_tokens, layers, norm } = this.model;
 
-    let x = embed_tokens.forward(input.ids); // (B, T, C)
+    const tok = embed_tokens.forward(input.ids); // (B, T, C)
+    let x = input.appendEmbeds ? concat([tok, input.appendEmbeds], 1) : tok; // (B, T + E, C)
     const fresh: LayerKV[] = [];
     layers.forEach((layer, l) => {
       x = layer.forward(x, {
@@ -177,8 +184,7 @@ export class LlamaForCausalLM extends Module implements CausalLM {
       });
     });
     past.cache?.append(fresh);
-    const h = norm.forward(x); // (B, T, C)
-    return this.lm_head ? this.lm_head.forward(h) : linear(h, embed_tokens.weight); // (B, T, V)
+    return norm.forward(x); // (B, T, C)
   }
 
   newCache(batch: number, modulation?: Modulation): KVCache {
