@@ -69,8 +69,16 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
     const lmA = await loadBase(a.model, opts);
     const lmQ = a.trainLM ? await loadBase(a.model, opts) : lmA;
     const common = { numSlots: T, outDim: d, trainLM: a.trainLM };
-    amortizer = new DecoderOnlyAmortizer(lmA.model, lmA.tokenizer, { ...common, maxLength: a.maxLength, seed: rng.u32() });
-    questionEncoder = new DecoderOnlyAmortizer(lmQ.model, lmQ.tokenizer, { ...common, maxLength: config.questionMaxLength, seed: rng.u32() });
+    amortizer = new DecoderOnlyAmortizer(lmA.model, lmA.tokenizer, {
+      ...common,
+      maxLength: a.maxLength,
+      seed: rng.u32(),
+    });
+    questionEncoder = new DecoderOnlyAmortizer(lmQ.model, lmQ.tokenizer, {
+      ...common,
+      maxLength: config.questionMaxLength,
+      seed: rng.u32(),
+    });
   } else {
     const r = await resolveModel(a.model, { cacheDir: opts.cacheDir });
     const tok = tokenizerFromHfDir(r.dir);

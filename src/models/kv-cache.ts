@@ -148,7 +148,10 @@ export function decoderPast(op: string, g: ModelGeometry, input: CausalLMInput):
     throw new ShapeError(op, `ids must be int32 (B, T), got ${ids.dtype} ${fmtShape(ids.shape)}`);
   const B = ids.dim(0);
   if (appendEmbeds && (appendEmbeds.ndim !== 3 || appendEmbeds.dim(0) !== B || appendEmbeds.dim(2) !== g.hiddenSize))
-    throw new ShapeError(op, `appendEmbeds ${fmtShape(appendEmbeds.shape)} must be (B, E, C) = (${B}, E, ${g.hiddenSize})`);
+    throw new ShapeError(
+      op,
+      `appendEmbeds ${fmtShape(appendEmbeds.shape)} must be (B, E, C) = (${B}, E, ${g.hiddenSize})`,
+    );
   // Sequence length: the tokens plus any appended embeddings.
   const Tn = ids.dim(1) + (appendEmbeds?.dim(1) ?? 0);
   let past: DecoderPast;

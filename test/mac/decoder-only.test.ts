@@ -36,7 +36,11 @@ describe("DecoderOnlyAmortizer", () => {
       const params = amort.trainableParameters();
       expect(params.map(([n]) => n)).toContain("memory_tokens");
       expect(params.some(([n]) => n.startsWith("lm."))).toBe(false);
-      const gs = grad(out, params.map(([, t]) => t), { gradOutput: Tensor.full(out.shape, 1) });
+      const gs = grad(
+        out,
+        params.map(([, t]) => t),
+        { gradOutput: Tensor.full(out.shape, 1) },
+      );
       const mt = gs[params.findIndex(([n]) => n === "memory_tokens")]!;
       expect(mt.toArray().some((x) => x !== 0)).toBe(true);
       // Each text is read alone: its entry does not depend on what it is batched with.

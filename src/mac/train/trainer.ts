@@ -249,7 +249,16 @@ export class MacTrainer {
       const ms = performance.now() - t0;
       const step = this.state.step;
       this.state.history.push({ step, loss, lr: this.opt.lr, gradNorm });
-      yield { kind: "step", step, steps, loss, lr: this.opt.lr, gradNorm, ms, rssMb: process.memoryUsage().rss / 2 ** 20 };
+      yield {
+        kind: "step",
+        step,
+        steps,
+        loss,
+        lr: this.opt.lr,
+        gradNorm,
+        ms,
+        rssMb: process.memoryUsage().rss / 2 ** 20,
+      };
       if (evalEvery > 0 && (step % evalEvery === 0 || step === steps) && this.val.length > 0) {
         const ev = this.evaluate();
         this.state.evals.push({ step, loss: ev.loss, ...ev.scores });
