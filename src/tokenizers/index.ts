@@ -20,3 +20,4 @@ export {
   type SentencePieceModel,
 } from "./sentencepiece.js";
 export { Charsmap } from "./charsmap.js";
+export { WordTokenizer, type WordTokenizerOptions } from "./word.js";
