@@ -1,0 +1,121 @@
+// WORK IN PROGRESS (not run by CI: not a *.test.ts file). The end-to-end synthetic MAC test as a helper left it at
+// the end of session 1; it did not yet finish within CI time on the loaded machine. Rename to e2e-synthetic.test.ts
+// once it passes reliably in ~2-3 minutes.
+/**
+ * MAC end to end on the synthetic knowledge stream (the MAC issue's acceptance test): a tiny pretrained base LM is
+ * frozen; MAC's networks are trained on a TRAIN stream; then, online, a held-out TEST stream of new documents about
+ * entities never seen in training is amortized into a durable memory bank (one forward pass per document, no
+ * gradient, nothing of the model changes) and the questions about those documents are answered from the bank.
+ * Exact match is compared with the same base LM answering without any memory.
+ *
+ * The setup and why it is so is in synthetic-mac.ts; the base LM is the committed fixture written by
+ * dev/synthetic/pretrain-base.ts (it is never retrained here). Everything is seeded.
+ */
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { type QaScores, scoreAll } from "../../src/eval/metrics.js";
+import { MemoryBank } from "../../src/mac/memory/bank.js";
+import { MacTrainer } from "../../src/mac/train/trainer.js";
+import { noGrad, scope } from "../../src/tensor/index.js";
+import { TRAIN_SCHEDULE, syntheticExamples, syntheticMac } from "./synthetic-mac.js";
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** Training: 30 train-split streams of 400 one-fact documents (12,000 rows, seeds the base LM never saw). */
+const TRAIN_SEEDS = Array.from({ length: 30 }, (_, i) => 1000 + i);
+/** The held-out stream: 64 new documents (test split: names disjoint from every training name). */
+const TEST_SEED = 2;
+const TEST_DOCS = 64;
+/** Hierarchical aggregation: groups of M < 64 entries. */
+const GROUP = 16;
+
+const hashOf = (ts: readonly { data: ArrayLike<number> }[]): string => {
+  const h = createHash("sha256");
+  for (const t of ts) h.update(Float32Array.from(t.data as ArrayLike<number>));
+  return h.digest("hex");
+};
+
+describe("MAC end to end on the synthetic stream", () => {
+  it("answers questions about a held-out stream far better than the base LM without adaptation", () => {
+    const t0 = performance.now();
+    const mac = syntheticMac({ seed: 1 });
+    const baseHash = hashOf(mac.base.parameters());
+    const train = syntheticExamples("train", TRAIN_SEEDS, 400, 1, 1);
+    const test = syntheticExamples("test", [TEST_SEED], TEST_DOCS, 1, 1);
+
+    // The test entities never occur in training.
+    const trainWords = new Set(train.documents.flatMap((d) => d.text.split(" ")));
+    expect(test.documents.flatMap((d) => d.entities).filter((e) => trainWords.has(e))).toEqual([]);
+
+    // ---- offline training: the curriculum over the memory size K ------------------------------------------------
+    const stageLoss: number[] = [];
+    TRAIN_SCHEDULE.forEach((stage, i) => {
+      mac.trainGroupSize = stage.trainGroupSize ?? 0;
+      const trainer = new MacTrainer(mac, train.examples, [], {
+        steps: stage.steps,
+        batchSize: stage.batchSize,
+        keepRatio: stage.keepRatio ?? 1,
+        lr: 1e-3,
+        warmupSteps: 30,
+        clip: 1,
+        seed: 3 + i,
+      });
+      const losses: number[] = [];
+      for (const ev of trainer.fit()) if (ev.kind === "step") losses.push(ev.loss);
+      trainer.dispose();
+      const tail = losses.slice(-100);
+      stageLoss.push(tail.reduce((a, b) => a + b, 0) / tail.length);
+    });
+    const trainSeconds = (performance.now() - t0) / 1000;
+    mac.eval();
+    // The base LM was never touched.
+    expect(hashOf(mac.base.parameters())).toBe(baseHash);
+
+    // ---- online adaptation: one forward pass per new document, appended to a durable bank -------------------------
+    const dir = mkdtempSync(join(tmpdir(), "mac-e2e-"));
+    dirs.push(dir);
+    const bank = MemoryBank.open(join(dir, "bank.sqlite"), { T: mac.numSlots, d: mac.base.hiddenSize });
+    for (let i = 0; i < test.documents.length; i += 16) {
+      const docs = test.documents.slice(i, i + 16);
+      noGrad(() =>
+        scope(() =>
+          bank.appendBatch(
+            docs.map((d) => d.id),
+            mac.amortize(docs.map((d) => d.text)),
+          ),
+        ),
+      );
+    }
+    expect(bank.count).toBe(TEST_DOCS);
+
+    // ---- answering: greedy, from the whole bank, hierarchically, and without any memory ---------------------------
+    const questions = test.examples.map((e) => e.question);
+    const refs = test.examples.map((e) => e.answers);
+    const opts = { maxNewTokens: 4 };
+    const full: QaScores = scope(() => scoreAll(mac.answer(questions, bank.loadAll(), opts), refs));
+    const none: QaScores = scoreAll(mac.answer(questions, null, opts), refs);
+    const hier: QaScores = scoreAll(
+      questions.map((q) => mac.answer([q], bank.groups(GROUP), { ...opts, groupSize: GROUP })[0]!),
+      refs,
+    );
+    bank.close();
+    const seconds = (performance.now() - t0) / 1000;
+    console.log(
+      `MAC end to end (synthetic stream, tiny GPT-2): EM on ${questions.length} questions about ${TEST_DOCS} held-out ` +
+        `documents: with the memory ${full.em.toFixed(1)} %, without adaptation ${none.em.toFixed(1)} %, ` +
+        `hierarchical (M = ${GROUP}) ${hier.em.toFixed(1)} %; training loss by stage ${stageLoss.map((l) => l.toFixed(2)).join(" → ")}; ` +
+        `trained in ${trainSeconds.toFixed(0)} s, ${seconds.toFixed(0)} s in all`,
+    );
+
+    // Training worked: the last stage (K = 32 documents in memory) ends far below the first stage's start.
+    expect(stageLoss.at(-1)!).toBeLessThan(2.6);
+    expect(none.em).toBeLessThanOrEqual(5);
+    expect(full.em).toBeGreaterThanOrEqual(none.em + 20);
+    mac.dispose();
+    mac.base.dispose();
+  }, 600_000);
+});
