@@ -16,7 +16,8 @@ export type ErrorCode =
   | "MACLM_CHECKSUM_MISMATCH"
   | "MACLM_MODEL_NOT_FOUND"
   | "MACLM_CONFIG_MISMATCH"
-  | "MACLM_DUPLICATE_ID";
+  | "MACLM_DUPLICATE_ID"
+  | "MACLM_EVAL_FAILED";
 
 export class MacLmError extends Error {
   readonly code: ErrorCode;

@@ -168,6 +168,43 @@ function defineCommands(program: Command, io: CliIO): void {
       const { run } = await import("./commands/ask.js");
       await run(questions, opts, io);
     });
+  program
+    .command("demo")
+    .description("MAC on the real models: adapt to a few held-out documents, answer with and without the memory")
+    .option("-c, --checkpoint <dir>", "MAC checkpoint (default: the shipped checkpoint)")
+    .option("--data <file>", "SQuAD-format documents and questions (default: examples/squad-demo.json)")
+    .option("--questions <n>", "answer only the first n questions", parseIntArg("--questions", 1))
+    .addOption(cacheOption())
+    .action(async (opts: import("./commands/demo.js").DemoCommandOptions) => {
+      const { run } = await import("./commands/demo.js");
+      await run(opts, io);
+    });
+
+  program
+    .command("eval")
+    .description("the benchmark: MAC vs no adaptation, online fine-tuning and retrieval on a stream; report + plots")
+    .option("--data <file>", "the stream's source (SQuAD JSON, a StreamingQA/ArchivalQA CSV split)")
+    .requiredOption("-o, --out <dir>", "output folder (rerun the same command to resume)")
+    .option("--config <file>", "eval settings JSON (fields of src/eval/run.ts EvalSpec); flags override it")
+    .option("-c, --checkpoint <dir>", "MAC checkpoint (default: the shipped checkpoint of the default configuration)")
+    .addOption(
+      new Option("--format <format>", "format of --data").choices(["squad", "streamingqa", "archivalqa", "synthetic"]),
+    )
+    .addOption(
+      new Option("--split <split>", "articles forming the stream (SQuAD)").choices(["train", "val", "test", "all"]),
+    )
+    .option("--methods <list>", "comma-separated methods (default: all)")
+    .addOption(new Option("--decoding <d>", "greedy, or the paper's diverse beam search").choices(["greedy", "beam"]))
+    .option("--max-docs <n>", "only the stream's first n documents (0: all)", parseIntArg("--max-docs", 0))
+    .option("--batch-size <n>", "questions answered per batch", parseIntArg("--batch-size", 1))
+    .option("--lr <x>", "fine-tuning learning rate (default: chosen on validation documents)", parseFloatArg("--lr"))
+    .option("--no-cost", "skip the aggregation cost points")
+    .addOption(new Option("--worker <unit>").hideHelp())
+    .addOption(cacheOption())
+    .action(async (opts: import("./commands/eval.js").EvalCommandOptions) => {
+      const { run } = await import("./commands/eval.js");
+      await run(opts, io);
+    });
 }
 
 /** The parser (exported for tests: parse without running, inspect options). */

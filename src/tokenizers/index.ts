@@ -21,3 +21,4 @@ export {
 } from "./sentencepiece.js";
 export { Charsmap } from "./charsmap.js";
 export { WordTokenizer, type WordTokenizerOptions } from "./word.js";
+export { tokenSpans } from "./offsets.js";

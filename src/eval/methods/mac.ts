@@ -1,0 +1,124 @@
+/**
+ * MAC as a compared method: adaptation amortizes each document once (no gradients) into a durable memory bank;
+ * answering encodes a batch of questions, aggregates them over the bank (full, or hierarchical in groups of M
+ * streamed from disk), maps the latent to φ* and generates with the frozen base LM.
+ *
+ *   mac               full aggregation over the whole bank (the paper's evaluation)
+ *   mac_hierarchical  hierarchical aggregation, groups of M entries (O(M·T) working memory)
+ *   bm25_mac          the top-k BM25 documents in context AND φ* from the whole bank
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { MacModel } from "../../mac/model.js";
+import { MemoryBank } from "../../mac/memory/bank.js";
+import type { Tensor } from "../../tensor/index.js";
+import { noGrad, scope } from "../../tensor/index.js";
+import type { StreamDoc, StreamQuestion } from "../stream.js";
+import { answerPrompts, qaPrompt } from "./answer.js";
+import type { MethodContext, MethodName, ProgressFn, QaMethod } from "./types.js";
+
+/** What bm25_mac needs of a retrieval method (src/eval/methods/retrieve.ts RetrievalMethod): index, prompts. */
+export interface ContextPrompter {
+  adapt(docs: readonly StreamDoc[]): Promise<void>;
+  /** The base-LM prompts with the retrieved documents in context. */
+  prompts(questions: readonly StreamQuestion[]): string[];
+  dispose(): void;
+}
+
+export interface MacMethodOptions {
+  /** Hierarchical aggregation with groups of M entries; omitted: full aggregation. */
+  groupSize?: number;
+  /** Documents amortized per forward pass (default 8). */
+  adaptBatch?: number;
+  /** Bank storage (default float32). */
+  dtype?: "float32" | "float16";
+  /** Folder for the bank (default: a temporary folder, deleted by dispose()). */
+  bankDir?: string;
+  /** bm25_mac: retrieved documents go into the prompt (and the retriever indexes the same stream). */
+  retrieval?: ContextPrompter;
+  name?: MethodName;
+}
+
+export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodOptions = {}): QaMethod {
+  const name: MethodName = o.name ?? (o.retrieval ? "bm25_mac" : o.groupSize ? "mac_hierarchical" : "mac");
+  const ownDir = o.bankDir === undefined;
+  const dir = o.bankDir ?? mkdtempSync(join(tmpdir(), "maclm-eval-bank-"));
+  const bank = MemoryBank.open(join(dir, "bank.sqlite"), {
+    T: mac.numSlots,
+    d: mac.base.hiddenSize,
+    dtype: o.dtype ?? "float32",
+  });
+  const adaptBatch = o.adaptBatch ?? 8;
+
+  return {
+    name,
+    async adapt(docs: readonly StreamDoc[], progress?: ProgressFn): Promise<void> {
+      for (let i = 0; i < docs.length; i += adaptBatch) {
+        const batch = docs.slice(i, i + adaptBatch);
+        scope(() => {
+          const [entries] = mac.amortizeBatched(
+            batch.map((d) => d.text),
+            batch.length,
+          ); // (n, T, d)
+          bank.appendBatch(
+            batch.map((d) => d.id),
+            entries!,
+            batch.map((d) => ({ article: d.article })),
+            { onDuplicate: "skip" },
+          );
+        });
+        progress?.(Math.min(docs.length, i + adaptBatch), docs.length);
+      }
+      await o.retrieval?.adapt(docs);
+    },
+
+    async answer(questions: readonly StreamQuestion[], progress?: ProgressFn): Promise<string[]> {
+      if (bank.count === 0)
+        return answerPrompts(
+          ctx,
+          questions.map((q) => qaPrompt(ctx, q.question)),
+          { progress },
+        );
+      // Full aggregation reads the bank once per call; hierarchical streams it from disk for every batch.
+      const full: Tensor | null = o.groupSize ? null : noGrad(() => bank.loadAll());
+      try {
+        const prompts = o.retrieval ? o.retrieval.prompts(questions) : questions.map((q) => qaPrompt(ctx, q.question));
+        return answerPrompts(ctx, prompts, {
+          progress,
+          modulate: (start, end) => {
+            const q0 = mac.encodeQuestions(questions.slice(start, end).map((q) => q.question)); // (B, T, d)
+            const memory = full ?? { [Symbol.iterator]: () => bank.groups(o.groupSize!) };
+            return mac.modulate(q0, memory, { groupSize: o.groupSize });
+          },
+        });
+      } finally {
+        full?.dispose();
+      }
+    },
+
+    dispose(): void {
+      bank.close();
+      o.retrieval?.dispose();
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The same frozen base LM with no adaptation at all. */
+export function createNoneMethod(ctx: MethodContext): QaMethod {
+  return {
+    name: "none",
+    async adapt(docs: readonly StreamDoc[], progress?: ProgressFn): Promise<void> {
+      progress?.(docs.length, docs.length);
+    },
+    async answer(questions: readonly StreamQuestion[], progress?: ProgressFn): Promise<string[]> {
+      return answerPrompts(
+        ctx,
+        questions.map((q) => qaPrompt(ctx, q.question)),
+        { progress },
+      );
+    },
+    dispose(): void {},
+  };
+}

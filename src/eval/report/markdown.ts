@@ -1,0 +1,268 @@
+/**
+ * report.md of `mac-lm eval`: the papers' tables from results.json. Table 1 (online adaptation: the base LM, the
+ * fine-tuning baselines and MAC) with each method's costs, Table 2 (retrieval with and without MAC), knowledge
+ * retention, MAC's aggregation cost vs bank size, the command to reproduce, the run's metadata and notes.
+ * Scores are percent with 2 decimals, as the papers print them; the best score of a column is bold.
+ */
+import { METHOD_LABELS, METHOD_NAMES, isOk, type MethodOkResult, type Results, type ResultMethod } from "./results.js";
+
+export const TABLE1_METHODS: readonly ResultMethod[] = [
+  "none",
+  "uniform",
+  "salient_spans",
+  "camels",
+  "mac",
+  "mac_hierarchical",
+];
+export const TABLE2_METHODS: readonly ResultMethod[] = ["bm25", "dense", "bm25_mac"];
+
+/** 2 decimals, never "-0.00". */
+export const fmt2 = (x: number): string => (Math.abs(x) < 0.005 ? 0 : x).toFixed(2);
+/** 3e-5 → "3e-5", 0.01 → "0.01". */
+const fmtLr = (x: number): string => (x < 1e-3 ? x.toExponential() : String(x));
+/** 1000000 → "1,000,000" (independent of the locale). */
+export const fmtInt = (n: number): string => String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+
+const DASH = "—";
+const cell = (s: string): string => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
+
+function table(header: string[], rows: string[][], align: ("l" | "r")[]): string {
+  const sep = align.map((a) => (a === "r" ? "---:" : ":---"));
+  return [header, sep, ...rows].map((r) => `| ${r.map(cell).join(" | ")} |`).join("\n");
+}
+
+type Score = "em" | "f1" | "em_prefix" | "f1_shortest";
+
+/** Score columns with the column's best value in bold (all of them on a tie). */
+function scoreCells(
+  methods: readonly ResultMethod[],
+  results: Results,
+  keys: readonly Score[],
+): Map<ResultMethod, string[]> {
+  const ok = methods.map((m) => results.methods[m]).filter(isOk);
+  const best = new Map(keys.map((k) => [k, Math.max(...ok.map((r) => Number(fmt2(r[k]))))]));
+  const out = new Map<ResultMethod, string[]>();
+  for (const m of methods) {
+    const r = results.methods[m];
+    out.set(
+      m,
+      keys.map((k) => {
+        if (!isOk(r)) return DASH;
+        const s = fmt2(r[k]);
+        return ok.length > 1 && Number(s) === best.get(k) ? `**${s}**` : s;
+      }),
+    );
+  }
+  return out;
+}
+
+function label(m: ResultMethod, results: Results): string {
+  return isOk(results.methods[m]) ? METHOD_LABELS[m] : `${METHOD_LABELS[m]} (not run)`;
+}
+
+function costCells(r: MethodOkResult | undefined): string[] {
+  return r ? [fmt2(r.adapt_ms_per_doc), fmt2(r.peak_rss_mb), fmt2(r.answer_ms)] : [DASH, DASH, DASH];
+}
+
+/** Table 1 / Table 2: methods as rows, the four scores, then the costs. */
+function methodTable(methods: readonly ResultMethod[], results: Results): string {
+  const keys: Score[] = ["em", "f1", "em_prefix", "f1_shortest"];
+  const scores = scoreCells(methods, results, keys);
+  const rows = methods.map((m) => {
+    const r = results.methods[m];
+    return [label(m, results), ...scores.get(m)!, ...costCells(isOk(r) ? r : undefined)];
+  });
+  return table(
+    ["Method", "EM", "F1", "prefix-EM", "shortest-F1", "adapt ms/doc", "peak RSS (MB)", "answer ms/question"],
+    rows,
+    ["l", "r", "r", "r", "r", "r", "r", "r"],
+  );
+}
+
+function retentionTable(results: Results): string | null {
+  const methods = METHOD_NAMES.filter((m) => results.retention[m] !== undefined);
+  if (methods.length === 0) return null;
+  const xs = [...new Set(methods.flatMap((m) => results.retention[m]!.map(([x]) => x)))].sort((a, b) => a - b);
+  const rows = xs.map((x) => [
+    fmtInt(x),
+    ...methods.map((m) => {
+      const p = results.retention[m]!.find(([px]) => px === x);
+      return p === undefined ? DASH : p[1] === null ? "n/a" : fmt2(p[1]);
+    }),
+  ]);
+  let s = table(["Additional documents", ...methods.map((m) => METHOD_LABELS[m])], rows, [
+    "r",
+    ...methods.map(() => "r" as const),
+  ]);
+  const f1 = results.retention_f1;
+  if (f1) {
+    const initial = methods.flatMap((m) => {
+      const p = f1[m]?.[0];
+      return p ? [`${METHOD_LABELS[m]} ${fmt2(p[1])}`] : [];
+    });
+    if (initial.length) s += `\n\nInitial F1 (100 %): ${initial.join(", ")}.`;
+  }
+  if (methods.some((m) => results.retention[m]!.some(([, v]) => v === null)))
+    s += "\n\nn/a: the initial F1 was 0, so no share can be given.";
+  return s;
+}
+
+function costTable(results: Results): string {
+  const cost = results.aggregation_cost;
+  if (cost.status !== "ok") return `Not measured: ${cost.reason}`;
+  const sizes = [...new Set(cost.points.map((p) => p.entries))].sort((a, b) => a - b);
+  const find = (n: number, mode: "full" | "hierarchical") =>
+    cost.points.find((p) => p.entries === n && p.mode === mode);
+  const rows = sizes.map((n) => {
+    const f = find(n, "full");
+    const h = find(n, "hierarchical");
+    const pair = (p: typeof f): string[] =>
+      p === undefined ? [DASH, DASH] : p.status === "ok" ? [fmt2(p.ms), fmt2(p.memory_mb)] : ["not run", DASH];
+    const ratio = f?.status === "ok" && h?.status === "ok" && h.ms > 0 ? `${fmt2(f.ms / h.ms)}×` : DASH;
+    return [fmtInt(n), ...pair(f), ...pair(h), ratio];
+  });
+  let s = table(
+    ["Bank entries", "full ms", "full MB", "hierarchical ms", "hierarchical MB", "time full / hierarchical"],
+    rows,
+    ["r", "r", "r", "r", "r", "r"],
+  );
+  const details = [
+    cost.group_size !== undefined ? `group size M = ${cost.group_size}` : "",
+    cost.n_questions !== undefined ? `${cost.n_questions} questions per aggregation call` : "",
+  ].filter(Boolean);
+  if (details.length) s += `\n\n${details.join("; ")}.`;
+  const skipped = cost.points.flatMap((p) => (p.status === "not_run" ? [p] : []));
+  if (skipped.length)
+    s += "\n\n" + skipped.map((p) => `- ${fmtInt(p.entries)} entries, ${p.mode}: not run: ${p.reason}`).join("\n");
+  if (cost.notes) s += `\n\n${cost.notes}`;
+  return s;
+}
+
+function duration(a: string, b: string): string {
+  const s = Math.max(0, (Date.parse(b) - Date.parse(a)) / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h} h ${m} min` : m > 0 ? `${m} min ${Math.round(s % 60)} s` : `${fmt2(s)} s`;
+}
+
+function metadata(results: Results): string {
+  const m = results.meta;
+  const rows: [string, string][] = [];
+  if (m.data)
+    rows.push([
+      "Data",
+      [
+        `\`${m.data.file}\``,
+        m.data.format,
+        m.data.split && `split ${m.data.split}`,
+        m.data.sha256 && `sha256 ${m.data.sha256}`,
+      ]
+        .filter(Boolean)
+        .join(", "),
+    ]);
+  rows.push(["Stream", `${fmtInt(results.n_docs)} documents, ${fmtInt(results.n_questions)} questions`]);
+  rows.push(["Base model", m.base_model]);
+  rows.push([
+    "MAC checkpoint",
+    m.checkpoint === null
+      ? DASH
+      : `\`${m.checkpoint}\`${m.checkpoint_step !== undefined ? ` (step ${m.checkpoint_step})` : ""}`,
+  ]);
+  rows.push(["Decoding", typeof m.decoding === "string" ? m.decoding : `\`${JSON.stringify(m.decoding)}\``]);
+  if (m.seed !== undefined) rows.push(["Seed", String(m.seed)]);
+  rows.push(["Started", m.started_at]);
+  rows.push(["Finished", `${m.finished_at} (${duration(m.started_at, m.finished_at)})`]);
+  const mc = m.machine;
+  rows.push([
+    "Machine",
+    `${mc.cpu_model}, ${mc.cpus} CPUs${mc.threads !== undefined ? ` (${mc.threads} threads used)` : ""}, ${fmt2(mc.mem_gb)} GB RAM, ${mc.platform}-${mc.arch}${mc.os_release ? ` ${mc.os_release}` : ""}`,
+  ]);
+  rows.push(["Node.js", mc.node]);
+  if (m.version) rows.push(["mac-lm", m.version]);
+  rows.push([
+    "Git commit",
+    m.git_commit === null ? "unknown" : `${m.git_commit}${m.git_dirty ? " (uncommitted changes)" : ""}`,
+  ]);
+  return (
+    table(
+      ["", ""],
+      rows.map(([k, v]) => [k, v]),
+      ["l", "l"],
+    ) +
+    "\n\n<details><summary>MAC configuration</summary>\n\n```json\n" +
+    JSON.stringify(m.config, null, 2) +
+    "\n```\n\n</details>" +
+    (m.spec
+      ? "\n\n<details><summary>Eval spec</summary>\n\n```json\n" +
+        JSON.stringify(m.spec, null, 2) +
+        "\n```\n\n</details>"
+      : "")
+  );
+}
+
+function notes(results: Results): string[] {
+  const out: string[] = [];
+  for (const m of METHOD_NAMES) {
+    const r = results.methods[m];
+    if (r.status === "not_run")
+      out.push(`**${METHOD_LABELS[m]}** was not run: ${r.reason}${r.notes ? ` ${r.notes}` : ""}`);
+    else {
+      const bits = [
+        r.lr !== undefined ? `learning rate ${fmtLr(r.lr)}` : "",
+        r.lr_search?.length
+          ? `chosen on validation documents among ${r.lr_search.map((s) => `${fmtLr(s.lr)} (F1 ${fmt2(s.f1)})`).join(", ")}`
+          : "",
+        r.epochs !== undefined ? `${r.epochs} epoch${r.epochs === 1 ? "" : "s"}` : "",
+        r.retrieved_k !== undefined
+          ? `${r.retrieved_k} retrieved document${r.retrieved_k === 1 ? "" : "s"} in the context` +
+            (r.max_context_tokens !== undefined ? ` (at most ${r.max_context_tokens} tokens)` : "")
+          : "",
+        r.group_size !== undefined ? `group size ${r.group_size}` : "",
+        r.n_questions !== undefined && r.n_questions !== results.n_questions
+          ? `${fmtInt(r.n_questions)} questions`
+          : "",
+        r.notes ?? "",
+      ].filter(Boolean);
+      if (bits.length) out.push(`**${METHOD_LABELS[m]}**: ${bits.join("; ")}`);
+    }
+  }
+  return [...out, ...(results.notes ?? [])];
+}
+
+export interface MarkdownOptions {
+  /** Plot files to embed (relative to the report), e.g. { retention: "retention.svg", cost: "cost.svg" }. */
+  plots?: { retention?: string; cost?: string };
+}
+
+/** The report as Markdown. */
+export function renderMarkdown(results: Results, opts: MarkdownOptions = {}): string {
+  const dataName = results.meta.data?.file.split(/[\\/]/).pop();
+  const parts: string[] = [
+    `# mac-lm eval${dataName ? `: ${dataName}` : ""}`,
+    `${fmtInt(results.n_docs)} documents and ${fmtInt(results.n_questions)} questions; base model ${results.meta.base_model}. ` +
+      "Scores in percent: EM and F1 are the standard SQuAD metrics (maximum over the reference answers); prefix-EM " +
+      "and shortest-F1 are the MAC/CaMeLS variants (prediction starts with the gold answer; F1 against the shortest " +
+      "reference). Costs: adaptation time per document, peak resident memory of the method's process, answering " +
+      "time per question.",
+    "## Table 1: online adaptation",
+    methodTable(TABLE1_METHODS, results),
+    "## Table 2: retrieval augmentation",
+    methodTable(TABLE2_METHODS, results),
+    "## Knowledge retention",
+  ];
+  const ret = retentionTable(results);
+  parts.push(
+    ret === null
+      ? "Not measured."
+      : "Share of the initial F1 (%) on the first documents' questions that is kept after adapting to more documents.\n\n" +
+          ret +
+          (opts.plots?.retention ? `\n\n![Knowledge retention](${opts.plots.retention})` : ""),
+  );
+  parts.push("## MAC aggregation cost", costTable(results));
+  if (opts.plots?.cost) parts.push(`![Aggregation cost](${opts.plots.cost})`);
+  parts.push("## Reproduce", "```sh\n" + (results.meta.command || "(command not recorded)") + "\n```");
+  parts.push("## Run", metadata(results));
+  const n = notes(results);
+  if (n.length) parts.push("## Notes", n.map((s) => `- ${s}`).join("\n"));
+  return parts.join("\n\n") + "\n";
+}

@@ -1,0 +1,124 @@
+// `mac-lm eval` end to end as child processes on the real models (SmolLM2 + MiniLM from the model cache, filled by
+// scripts/fetch-models.sh) and the shipped checkpoint: a tiny stream (3 held-out SQuAD paragraphs), several methods,
+// retention and aggregation-cost points; results.json in the documented layout, the report, and resumption.
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cachedFile } from "../helpers/model-cache.js";
+
+const BIN = resolve("bin/mac-lm.js");
+const smol = cachedFile("SmolLM2-135M-Instruct.Q4_1.gguf");
+const mini = cachedFile("all-MiniLM-L6-v2", "model.safetensors");
+const present = smol.present && mini.present;
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => done({ code, stdout, stderr }));
+  });
+}
+
+const dir = mkdtempSync(join(tmpdir(), "mac-eval-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe.skipIf(!present)(`mac-lm eval${present ? "" : smol.skipNote + mini.skipNote}`, () => {
+  const out = join(dir, "out");
+  const config = join(dir, "eval.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      retention: { start: 2, points: 1, maxQuestions: 4, methods: ["mac", "bm25"] },
+      cost: { sizes: [40] },
+      groupSize: 4,
+      maxNewTokens: 8,
+    }),
+  );
+  const args = [
+    "eval",
+    "--data",
+    "examples/squad-demo.json",
+    "--split",
+    "all",
+    "--max-docs",
+    "3",
+    "--methods",
+    "none,mac,mac_hierarchical,bm25,bm25_mac",
+    "--config",
+    config,
+    "--out",
+    out,
+    "--batch-size",
+    "8",
+  ];
+
+  it(
+    "runs every method in its own process and writes results.json in the documented layout",
+    { timeout: 900_000 },
+    async () => {
+      const r = await cli(args);
+      expect(r.stderr + r.stdout).not.toMatch(/FAILED/);
+      expect(r.code).toBe(0);
+      const res = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
+      expect(res.n_docs).toBe(3);
+      expect(res.n_questions).toBeGreaterThan(5);
+      for (const m of ["none", "mac", "mac_hierarchical", "bm25", "bm25_mac"]) {
+        const s = res.methods[m];
+        expect(s.status, m).toBe("ok");
+        for (const k of ["em", "f1", "em_prefix", "f1_shortest", "adapt_ms_per_doc", "peak_rss_mb", "answer_ms"])
+          expect(typeof s[k], `${m}.${k}`).toBe("number");
+        expect(s.f1).toBeGreaterThanOrEqual(0);
+        expect(s.f1).toBeLessThanOrEqual(100);
+        expect(s.peak_rss_mb).toBeGreaterThan(100);
+        const preds = readFileSync(join(out, "predictions", `${m}.jsonl`), "utf8")
+          .trim()
+          .split("\n");
+        expect(preds).toHaveLength(res.n_questions);
+      }
+      // MAC adapts by amortizing (a forward pass per document); "none" does nothing.
+      expect(res.methods.mac.adapt_ms_per_doc).toBeGreaterThan(res.methods.none.adapt_ms_per_doc);
+      // Retention: [extra documents, share of the initial F1] from 0 to the rest of the stream (R0 = min(2, ⌊3/2⌋) = 1).
+      for (const m of ["mac", "bm25"]) {
+        expect(res.retention[m].map((p: number[]) => p[0])).toEqual([0, 2]);
+      }
+      expect(res.retention.none).toBeUndefined();
+      const cost = res.cost.aggregation;
+      expect(cost.map((c: { mode: string }) => c.mode).sort()).toEqual(["full", "hierarchical"]);
+      for (const c of cost) {
+        expect(c.entries).toBe(40);
+        expect(c.ms).toBeGreaterThan(0);
+      }
+      // The report: Markdown tables and both plots as SVG and PNG.
+      const md = readFileSync(join(out, "report.md"), "utf8");
+      expect(md).toMatch(/\| MAC \|/);
+      expect(md).toMatch(/BM25 \+ MAC/);
+      for (const f of ["retention.svg", "cost.svg"]) expect(readFileSync(join(out, f), "utf8")).toMatch(/<svg/);
+      for (const f of ["retention.png", "cost.png"])
+        expect(readFileSync(join(out, f)).subarray(0, 8)).toEqual(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]));
+      expect(res.methods.uniform).toEqual({ status: "not_run", reason: "not selected (--methods)" });
+      expect(res.meta.git_commit === null || /^[0-9a-f]{40}$/.test(res.meta.git_commit)).toBe(true);
+    },
+  );
+
+  it("resumes: finished methods are not run again, a missing one is", { timeout: 600_000 }, async () => {
+    const before = readFileSync(join(out, "methods", "mac.json"), "utf8");
+    unlinkSync(join(out, "methods", "bm25.json"));
+    const r = await cli(args);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/mac: done earlier/);
+    expect(r.stderr).toMatch(/bm25: running/);
+    expect(readFileSync(join(out, "methods", "mac.json"), "utf8")).toBe(before);
+    expect(existsSync(join(out, "methods", "bm25.json"))).toBe(true);
+  });
+
+  it("refuses to mix results of a different stream into the same folder", async () => {
+    const r = await cli(args.map((a) => (a === "3" ? "2" : a)));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/holds results of another run \(its "maxDocs" was 3, now 2\)/);
+  });
+});
