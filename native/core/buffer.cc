@@ -1,8 +1,15 @@
-// Native tensor memory. alloc(bytes) returns an ArrayBuffer over 64-byte-aligned, zero-filled native memory, so
-// typed arrays in JS see it without copies. Release is deterministic: free(buffer) detaches the ArrayBuffer (JS can
+// Native tensor memory. alloc(bytes, zero = true) returns an ArrayBuffer over 64-byte-aligned native memory, so
+// typed arrays in JS see it without copies: zero-filled, or with zero = false uninitialised (for kernel outputs
+// that are fully overwritten: skips the memset, which costs as much as a light kernel). Uninitialised blocks are
+// filled with 0xFF bytes (NaN for floats, -1 for int32) under AddressSanitizer or with MACLM_POISON_UNINIT=1, so a
+// kernel that leaves part of its output unwritten shows up in tests. Release is deterministic: free(buffer) detaches the ArrayBuffer (JS can
 // no longer touch it) and returns the memory at once. The ArrayBuffer's finalizer is only a safety net for buffers
-// that were never freed. Live bytes are reported to V8 (napi_adjust_external_memory) so the GC sees native memory
-// pressure, and counted here for leak tests (liveBytes()).
+// that were never freed. The memory this allocator holds from the system (live blocks and the block cache below)
+// is reported to V8 (napi_adjust_external_memory) so the GC sees native memory pressure; live bytes are counted
+// here for leak tests (liveBytes()). Reporting holdings rather than every tensor's block matters: V8 starts a
+// full GC whenever the reported amount grows by ~64 MiB, and a forward pass allocates and frees far more than
+// that from the cache every call (~10 GCs per SmolLM2 forward when each block was reported); a block that moves
+// between the cache and a tensor changes nothing V8 needs to know.
 //
 // Large blocks (>= 256 KiB) come from mmap, which the kernel hands out already zeroed, and freed large blocks are
 // kept in a small cache keyed by size: a training step allocates the same sizes every step, and a fresh mapping
@@ -46,6 +53,8 @@ struct Block {
 };
 
 std::atomic<int64_t> live_bytes{0};
+// Bytes taken from (+) or given back to (-) the system since the last report to V8 (see flush_external).
+std::atomic<int64_t> unreported_bytes{0};
 std::atomic<int64_t> live_blocks{0};
 
 // Only the JS thread allocates and frees; the mutex is for safety should a finalizer ever run elsewhere.
@@ -67,10 +76,30 @@ void zero(void* p, size_t bytes) {
   parallel_for(static_cast<int64_t>(bytes), 1 << 20, [&](int64_t b, int64_t e) { std::memset(c + b, 0, e - b); });
 }
 
-void* raw_alloc(size_t bytes) {
+bool poison_uninit() {
+#if defined(__SANITIZE_ADDRESS__)
+  return true;
+#else
+  static const bool on = [] {
+    const char* env = std::getenv("MACLM_POISON_UNINIT");
+    return env != nullptr && env[0] != '\0' && env[0] != '0';
+  }();
+  return on;
+#endif
+}
+
+void poison(void* p, size_t bytes) {
+  char* c = static_cast<char*>(p);
+  parallel_for(static_cast<int64_t>(bytes), 1 << 20, [&](int64_t b, int64_t e) { std::memset(c + b, 0xFF, e - b); });
+}
+
+// zero_fill: the caller wants zeros; else the contents are unspecified (poisoned in checking builds).
+void* raw_alloc(size_t bytes, bool zero_fill) {
   if (bytes < kLarge) {
     void* p = std::aligned_alloc(64, bytes);
-    if (p) std::memset(p, 0, bytes);
+    if (p && zero_fill) std::memset(p, 0, bytes);
+    else if (p && poison_uninit()) std::memset(p, 0xFF, bytes);
+    if (p) unreported_bytes += static_cast<int64_t>(bytes);
     return p;
   }
   {
@@ -80,18 +109,23 @@ void* raw_alloc(size_t bytes) {
       void* p = it->second;
       cache.erase(it);
       cached_bytes -= bytes;
-      zero(p, bytes);
+      if (zero_fill) zero(p, bytes);
+      else if (poison_uninit()) poison(p, bytes);
       return p;
     }
   }
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : p;
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);  // zeroed by the kernel
+  if (p == MAP_FAILED) return nullptr;
+  unreported_bytes += static_cast<int64_t>(bytes);
+  if (!zero_fill && poison_uninit()) poison(p, bytes);
+  return p;
 }
 
 void raw_free(void* p, size_t bytes) {
   if (bytes < kLarge) {
     MACLM_UNPOISON(p, bytes);
     std::free(p);
+    unreported_bytes -= static_cast<int64_t>(bytes);
     return;
   }
   std::lock_guard<std::mutex> lk(mu);
@@ -102,12 +136,22 @@ void raw_free(void* p, size_t bytes) {
     while (cached_bytes > cache_limit() && !cache.empty()) {
       auto last = std::prev(cache.end());
       munmap(last->second, last->first);
+      unreported_bytes -= static_cast<int64_t>(last->first);
       cached_bytes -= last->first;
       cache.erase(last);
     }
   } else {
     munmap(p, bytes);
+    unreported_bytes -= static_cast<int64_t>(bytes);
   }
+}
+
+// Reports the system memory taken or given back since the last report to V8.
+void flush_external(napi_env env) {
+  const int64_t d = unreported_bytes.exchange(0);
+  if (d == 0) return;
+  int64_t ignored;
+  napi_adjust_external_memory(env, d, &ignored);
 }
 
 void release(Napi::Env env, Block* b) {
@@ -121,8 +165,7 @@ void release(Napi::Env env, Block* b) {
   b->freed = true;
   live_bytes -= static_cast<int64_t>(b->bytes);
   live_blocks--;
-  int64_t ignored;
-  napi_adjust_external_memory(env, -static_cast<int64_t>(b->bytes), &ignored);
+  flush_external(env);
 }
 
 // Node runs external-buffer finalizers later on the JS thread (never synchronously inside detach), so a Block is
@@ -138,11 +181,12 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   const double requested = info[0].As<Napi::Number>().DoubleValue();
   if (!(requested >= 0) || requested > 1e12) throw Napi::RangeError::New(env, "alloc: bad byte count");
   const size_t bytes = static_cast<size_t>(requested);
+  const bool zero_fill = info.Length() < 2 || info[1].IsUndefined() || info[1].ToBoolean().Value();
   // Zero-size tensors own no native memory.
   if (bytes == 0) return Napi::ArrayBuffer::New(env, 0);
   size_t cap = ((bytes + 63) / 64) * 64 + 64;  // room for vector tails
   if (cap >= kLarge) cap = ((cap + 65535) / 65536) * 65536;  // coarser sizes for large blocks: more cache hits
-  void* p = raw_alloc(cap);
+  void* p = raw_alloc(cap, zero_fill);
   if (!p) throw Napi::Error::New(env, "alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
   MACLM_POISON(static_cast<char*>(p) + bytes, cap - bytes);
   Block* b = new Block{p, cap, false};
@@ -152,8 +196,7 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   }
   live_bytes += static_cast<int64_t>(cap);
   live_blocks++;
-  int64_t ignored;
-  napi_adjust_external_memory(env, static_cast<int64_t>(cap), &ignored);
+  flush_external(env);
   napi_value ab;
   if (napi_create_external_arraybuffer(env, p, bytes, finalize, b, &ab) != napi_ok) {
     release(env, b);
@@ -193,12 +236,16 @@ Napi::Value LiveBytes(const Napi::CallbackInfo& info) {
 
 Napi::Value TrimAllocCache(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lk(mu);
-  for (auto& [bytes, p] : cache) munmap(p, bytes);
+  for (auto& [bytes, p] : cache) {
+    munmap(p, bytes);
+    unreported_bytes -= static_cast<int64_t>(bytes);
+  }
   cache.clear();
   cached_bytes = 0;
   // Also hand glibc's free heap memory back to the OS: kernels' scratch vectors, sized by sequence length, leave
   // freed chunks in the malloc arenas of the pool threads.
   malloc_trim(0);
+  flush_external(info.Env());
   return info.Env().Undefined();
 }
 

@@ -24,6 +24,13 @@
 // Bias gradient: dBias[b,h,t,j] = dS (the gradient of the biased score), written by the task that owns (b, h); a
 // 3-D bias shared by the batch sums dS over b, so then one task per kv head loops over the batch (no races).
 // Without a bias every path is the same as before: the bias is only looked at where it is non-null.
+//
+// Dropout on the probabilities (as Hugging Face's attn_pdrop / attention_dropout, training only), p in [0, 1):
+//   out[b,t,h] = Σ_j P[b,h,t,j] · keep(i)/(1 − p) · value_j,   i = ((b·NH + h)·T + t)·Stot + j
+// keep(i) is the counter-based mask of kernels/dropout_mask.h (the dropout kernel's, same seed → same mask), a
+// pure function of (seed, p, i): backward regenerates it. lse stays the undropped softmax's. Backward with
+// Pd = P ⊙ keep/(1 − p): dV += Pdᵀ·dO, dPd = dO·Vᵀ, dS = Pd ⊙ dPd − P · rowsum(Pd ⊙ dPd) (the chain through
+// the mask: dP = dPd ⊙ keep/(1 − p)). p = 0 takes exactly the paths without dropout (nothing extra is done).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -39,6 +46,7 @@
 #include "core/gemm.h"
 #include "core/registry.h"
 #include "core/threadpool.h"
+#include "kernels/dropout_mask.h"
 
 namespace maclm {
 namespace {
@@ -49,8 +57,14 @@ struct AttnDims {
   int64_t B, T, S, P, NH, NKV, HS;
   bool causal;
   double scale;
+  double dropP = 0;    // dropout probability on the attention probabilities (0: none)
+  uint64_t seed = 0;  // dropout mask seed
   int64_t stot() const { return P + S; }
   int64_t group() const { return NH / NKV; }
+  // Mask index of probability (b, h, t, j = 0).
+  uint64_t drop_base(int64_t b, int64_t h, int64_t t) const {
+    return static_cast<uint64_t>(((b * NH + h) * T + t) * stot());
+  }
 };
 
 // ---- row helpers (AVX2 for float, plain loops otherwise) --------------------------------------------------
@@ -271,6 +285,9 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const
   const int64_t Stot = d.stot(), group = d.group(), HS = d.HS;
   const int64_t ldq = d.NH * HS, ldk = d.NKV * HS;
   const T scale = T(d.scale);
+  const bool drop = d.dropP > 0;
+  const dropmask::Mask dmask(d.seed, d.dropP);
+  const T dscale = T(1.0 / (1.0 - d.dropP));
   GemmSingleThreaded single;
   parallel_for(d.B * d.NH, head_grain(d), [&](int64_t i0, int64_t i1) {
     std::vector<T> sbuf(static_cast<size_t>(std::min(kBlockQ, d.T) * std::max<int64_t>(Stot, 1)));
@@ -289,8 +306,10 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const
         mul_keys_t<T>(nb, nk, HS, scale, qb + t0 * ldq, ldq, keys, S, nk);
         if (bh) add_bias_rows<T>(S, nb, nk, bh, t0, Stot);
         for (int64_t r = 0; r < nb; r++) {
-          const T l = softmax_row<T>(S + r * nk, row_limit(d, t0 + r, nk), nk, mb);
+          const int64_t hi = row_limit(d, t0 + r, nk);
+          const T l = softmax_row<T>(S + r * nk, hi, nk, mb);
           if (lb) lb[t0 + r] = l;
+          if (drop) dropmask::apply<T>(S + r * nk, S + r * nk, hi, d.drop_base(b, h, t0 + r), dmask, dscale);
         }
         mul_keys<T>(nb, nk, HS, T(1), S, nk, vals, ob + t0 * ldq, ldq);
       }
@@ -316,12 +335,14 @@ struct BackwardCtx {
   const T* bias;  // null: no bias
   T* dbias;       // null: not needed; else laid out like bias
   bool bias_batched;
+  const dropmask::Mask* drop;  // null: no dropout
+  T dscale;                    // 1/(1 − p)
 };
 
 // All gradient contributions of query head (b, h); dK/dV rows accumulate into g's destinations (pre-zeroed).
-// sbuf, pbuf: kBlockQ × Stot scratch.
+// sbuf, pbuf, dbuf: kBlockQ × Stot scratch (dbuf only with dropout: the dropped probabilities).
 template <typename T>
-void backward_head(const BackwardCtx<T>& c, int64_t b, int64_t h, const KVGrad<T>& gd, T* sbuf, T* pbuf) {
+void backward_head(const BackwardCtx<T>& c, int64_t b, int64_t h, const KVGrad<T>& gd, T* sbuf, T* pbuf, T* dbuf) {
   const AttnDims& d = c.d;
   const int64_t Stot = d.stot(), HS = d.HS, ldq = d.NH * HS, ldk = d.NKV * HS, g = h / d.group();
   const T scale = T(d.scale);
@@ -355,18 +376,31 @@ void backward_head(const BackwardCtx<T>& c, int64_t b, int64_t h, const KVGrad<T
           if (!mb[j]) row[j] = -std::numeric_limits<T>::infinity();
       exp_sub_sum<T>(row, hi, l);
       std::fill(row + hi, row + nk, T(0));
+      if (c.drop) {
+        T* drow = dbuf + r * nk;
+        dropmask::apply<T>(drow, row, hi, d.drop_base(b, h, t0 + r), *c.drop, c.dscale);
+        std::fill(drow + hi, drow + nk, T(0));
+      }
     }
-    // dV += Pᵀ · dO
-    if (needV) acc_keys<T>(nb, nk, HS, d.P, T(1), Pm, nk, gb + t0 * ldq, ldq, gd.dpv, gd.dv, gd.ld);
+    // The probabilities that multiplied V: P, or Pd = P ⊙ keep/(1 − p) with dropout.
+    const T* Pv = c.drop ? dbuf : Pm;
+    // dV += Pvᵀ · dO
+    if (needV) acc_keys<T>(nb, nk, HS, d.P, T(1), Pv, nk, gb + t0 * ldq, ldq, gd.dpv, gd.dv, gd.ld);
     if (!needS) continue;
-    // dS = P ⊙ (dP − rowsum(P ⊙ dP)), dP = dO·Vᵀ
+    // dS = P ⊙ (dP − rowsum(P ⊙ dP)), dP = dO·Vᵀ; with dropout dS = Pd ⊙ dPd − P · rowsum(Pd ⊙ dPd), dPd = dO·Vᵀ
     T* dS = pbuf;
     mul_keys_t<T>(nb, nk, HS, T(1), gb + t0 * ldq, ldq, vals, dS, nk);
     for (int64_t r = 0; r < nb; r++) {
       const T* p = Pm + r * nk;
       T* s = dS + r * nk;
-      const T dr = dot<T>(p, s, nk);
-      for (int64_t j = 0; j < nk; j++) s[j] = p[j] * (s[j] - dr);
+      if (c.drop) {
+        const T* pd = dbuf + r * nk;
+        const T dr = dot<T>(pd, s, nk);
+        for (int64_t j = 0; j < nk; j++) s[j] = pd[j] * s[j] - p[j] * dr;
+      } else {
+        const T dr = dot<T>(p, s, nk);
+        for (int64_t j = 0; j < nk; j++) s[j] = p[j] * (s[j] - dr);
+      }
       if (dbh) {
         T* db = dbh + (t0 + r) * Stot;
         for (int64_t j = 0; j < nk; j++) db[j] += s[j];
@@ -389,8 +423,11 @@ void attention_backward(T* dq, T* dk, T* dv, T* dpk, T* dpv, T* dbias, const T* 
   if (dbias) std::fill(dbias, dbias + (bias_batched ? d.B : 1) * d.NH * d.T * Stot, T(0));
   if (d.B * d.T * d.NH == 0 || HS == 0) return;  // nothing flows: zero gradients
   const bool needKV = dk || dv || dpk || dpv;
-  const BackwardCtx<T> c{d, dq, dout, q, k, v, pk, pv, lse, mask, bias, dbias, bias_batched};
+  const dropmask::Mask dmask(d.seed, d.dropP);
+  const BackwardCtx<T> c{d, dq, dout, q, k, v, pk, pv, lse, mask, bias, dbias, bias_batched,
+                         d.dropP > 0 ? &dmask : nullptr, T(1.0 / (1.0 - d.dropP))};
   const size_t buf = static_cast<size_t>(std::min(kBlockQ, d.T) * std::max<int64_t>(Stot, 1));
+  const size_t dbuf_len = c.drop ? buf : 0;
   GemmSingleThreaded single;
   auto direct = [&](int64_t b, int64_t g) {
     return KVGrad<T>{dpk ? dpk + b * d.P * ldk + g * HS : nullptr, dk ? dk + b * d.S * ldk + g * HS : nullptr,
@@ -400,11 +437,11 @@ void attention_backward(T* dq, T* dk, T* dv, T* dpk, T* dpv, T* dbias, const T* 
     // A bias shared by the batch: one task per kv head, looping over the batch, owns both the dK / dV rows of
     // (b, kv head) and the dBias blocks of its query heads, which every b adds into.
     parallel_for(d.NKV, std::max<int64_t>(1, head_grain(d) / (group * d.B)), [&](int64_t g0, int64_t g1) {
-      std::vector<T> sbuf(buf), pbuf(buf);
+      std::vector<T> sbuf(buf), pbuf(buf), dbuf(dbuf_len);
       for (int64_t g = g0; g < g1; g++)
         for (int64_t b = 0; b < d.B; b++) {
           const KVGrad<T> gd = direct(b, g);
-          for (int64_t h = g * group; h < (g + 1) * group; h++) backward_head<T>(c, b, h, gd, sbuf.data(), pbuf.data());
+          for (int64_t h = g * group; h < (g + 1) * group; h++) backward_head<T>(c, b, h, gd, sbuf.data(), pbuf.data(), dbuf.data());
         }
     });
     return;
@@ -412,11 +449,11 @@ void attention_backward(T* dq, T* dk, T* dv, T* dpk, T* dpv, T* dbias, const T* 
   if (group == 1 || !needKV || d.B * d.NKV >= 2 * num_threads()) {
     // One task per (b, kv head): its query heads run in sequence and accumulate straight into dK / dV.
     parallel_for(d.B * d.NKV, std::max<int64_t>(1, head_grain(d) / group), [&](int64_t i0, int64_t i1) {
-      std::vector<T> sbuf(buf), pbuf(buf);
+      std::vector<T> sbuf(buf), pbuf(buf), dbuf(dbuf_len);
       for (int64_t i = i0; i < i1; i++) {
         const int64_t b = i / d.NKV, g = i % d.NKV;
         const KVGrad<T> gd = direct(b, g);
-        for (int64_t h = g * group; h < (g + 1) * group; h++) backward_head<T>(c, b, h, gd, sbuf.data(), pbuf.data());
+        for (int64_t h = g * group; h < (g + 1) * group; h++) backward_head<T>(c, b, h, gd, sbuf.data(), pbuf.data(), dbuf.data());
       }
     });
     return;
@@ -426,13 +463,13 @@ void attention_backward(T* dq, T* dk, T* dv, T* dpk, T* dpv, T* dbias, const T* 
   const size_t per_head = static_cast<size_t>(Stot * HS);
   std::vector<T> sk((dk || dpk) ? d.B * d.NH * per_head : 0), sv((dv || dpv) ? d.B * d.NH * per_head : 0);
   parallel_for(d.B * d.NH, head_grain(d), [&](int64_t i0, int64_t i1) {
-    std::vector<T> sbuf(buf), pbuf(buf);
+    std::vector<T> sbuf(buf), pbuf(buf), dbuf(dbuf_len);
     for (int64_t i = i0; i < i1; i++) {
       const int64_t b = i / d.NH, h = i % d.NH;
       T* skh = sk.empty() ? nullptr : sk.data() + i * per_head;
       T* svh = sv.empty() ? nullptr : sv.data() + i * per_head;
       const KVGrad<T> gd{dpk ? skh : nullptr, dk ? skh + d.P * HS : nullptr, dpv ? svh : nullptr, dv ? svh + d.P * HS : nullptr, HS};
-      backward_head<T>(c, b, h, gd, sbuf.data(), pbuf.data());
+      backward_head<T>(c, b, h, gd, sbuf.data(), pbuf.data(), dbuf.data());
     }
   });
   parallel_for(d.B * Stot, std::max<int64_t>(1, 4096 / std::max<int64_t>(d.NH * HS, 1)), [&](int64_t r0, int64_t r1) {
@@ -469,6 +506,15 @@ AttnDims dims_at(const Napi::CallbackInfo& info, size_t at, const char* op) {
   return d;
 }
 
+// Optional dropout arguments (p, seed) at `at`, `at + 1`: absent or undefined means no dropout.
+void dropout_at(const Napi::CallbackInfo& info, size_t at, AttnDims& d, const char* op) {
+  if (info.Length() <= at || info[at].IsUndefined() || info[at].IsNull()) return;
+  d.dropP = num_at(info, at, op);
+  if (!(d.dropP >= 0 && d.dropP < 1))
+    throw Napi::RangeError::New(info.Env(), std::string(op) + ": dropout p must be in [0, 1)");
+  if (d.dropP > 0) d.seed = static_cast<uint64_t>(int_at(info, at + 1, op));
+}
+
 // The key mask as one byte per key (nonzero = attend), whatever its dtype.
 std::vector<uint8_t> mask_bytes(const Napi::CallbackInfo& info, const Arr& m, int64_t n, const char* op) {
   std::vector<uint8_t> out;
@@ -491,14 +537,15 @@ std::vector<uint8_t> mask_bytes(const Napi::CallbackInfo& info, const Arr& m, in
 inline int64_t bias_len(const AttnDims& d, bool batched) { return (batched ? d.B : 1) * d.NH * d.T * d.stot(); }
 
 // attentionForward(out, lse|null, q, k, v, pastK|null, pastV|null, mask|null, B, T, S, P, NH, NKV, HS, causal, scale,
-//                  bias|null, biasBatched)   (the last two may be omitted: no bias)
+//                  bias|null, biasBatched, dropP, seed)   (trailing ones may be omitted: no bias, no dropout)
 Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   const char* op = "attentionForward";
   Arr out = arr_at(info, 0, op), lse = arr_at(info, 1, op, true), q = arr_at(info, 2, op), k = arr_at(info, 3, op),
       v = arr_at(info, 4, op), pk = arr_at(info, 5, op, true), pv = arr_at(info, 6, op, true), m = arr_at(info, 7, op, true);
-  const AttnDims d = dims_at(info, 8, op);
+  AttnDims d = dims_at(info, 8, op);
   Arr bias = arr_at(info, 17, op, true);
   const bool biasBatched = bool_at(info, 18);
+  dropout_at(info, 19, d, op);
   const int64_t nq = d.B * d.T * d.NH * d.HS, nkv = d.B * d.S * d.NKV * d.HS, np = d.B * d.P * d.NKV * d.HS;
   const std::vector<uint8_t> mask = mask_bytes(info, m, d.B * d.stot(), op);
   dispatch_float(info, out, op, [&](auto zero) {
@@ -522,17 +569,20 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
 }
 
 // attentionBackward(dq|null, dk|null, dv|null, dPastK|null, dPastV|null, dout, q, k, v, pastK|null, pastV|null,
-//                   lse, mask|null, B, T, S, P, NH, NKV, HS, causal, scale, bias|null, dBias|null, biasBatched)
-// Null gradient outputs are not computed; the last three may be omitted (no bias). dBias needs bias.
+//                   lse, mask|null, B, T, S, P, NH, NKV, HS, causal, scale, bias|null, dBias|null, biasBatched,
+//                   dropP, seed)
+// Null gradient outputs are not computed; trailing ones may be omitted (no bias, no dropout). dBias needs bias.
+// dropP and seed must be the forward's.
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   const char* op = "attentionBackward";
   Arr dq = arr_at(info, 0, op, true), dk = arr_at(info, 1, op, true), dv = arr_at(info, 2, op, true),
       dpk = arr_at(info, 3, op, true), dpv = arr_at(info, 4, op, true), dout = arr_at(info, 5, op), q = arr_at(info, 6, op),
       k = arr_at(info, 7, op), v = arr_at(info, 8, op), pk = arr_at(info, 9, op, true), pv = arr_at(info, 10, op, true),
       lse = arr_at(info, 11, op), m = arr_at(info, 12, op, true);
-  const AttnDims d = dims_at(info, 13, op);
+  AttnDims d = dims_at(info, 13, op);
   Arr bias = arr_at(info, 22, op, true), dbias = arr_at(info, 23, op, true);
   const bool biasBatched = bool_at(info, 24);
+  dropout_at(info, 25, d, op);
   const int64_t nq = d.B * d.T * d.NH * d.HS, nkv = d.B * d.S * d.NKV * d.HS, np = d.B * d.P * d.NKV * d.HS;
   const std::vector<uint8_t> mask = mask_bytes(info, m, d.B * d.stot(), op);
   dispatch_float(info, dout, op, [&](auto zero) {

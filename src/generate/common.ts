@@ -158,6 +158,7 @@ function gatherLora(lora: readonly LayerLora[] | undefined, rows: Int32Array, ba
 /**
  * Runs the model step by step over a growing cache: rows are batch items (greedy) or beams (beam search).
  * Keeps the attention mask (only passed when some position is masked) and the LoRA rows in step with the cache.
+ * The mask always covers every cached position: the models derive the positions of left-padded rows from it.
  */
 export class Stepper {
   readonly cache: KVCache;

@@ -3,8 +3,9 @@
  * (the first index on ties, like torch.argmax); a row that produced an EOS token is finished and gets the pad
  * token from then on; decoding stops when every row is finished or after maxNewTokens steps.
  *
- * Prompts of different lengths are left-padded (pad token, attention mask 0). Matching HF on padded rows also
- * needs the model to take positions from the attention mask, as HF's GPT-2/Llama do in generate().
+ * Prompts of different lengths are left-padded (pad token, attention mask 0); the models take positions from the
+ * attention mask (src/models/kv-cache.ts), as HF's generate() does, so a padded row decodes exactly as its prompt
+ * alone would.
  */
 import type { CausalLM } from "../models/types.js";
 import { noGrad, scope } from "../tensor/index.js";

@@ -20,7 +20,7 @@ import {
   untrack,
 } from "../tensor/index.js";
 import { randint, randn } from "../tensor/random.js";
-import { DecoderKVCache } from "./kv-cache.js";
+import { DecoderKVCache, maskPositions } from "./kv-cache.js";
 import { loadCausalLM } from "./load.js";
 import type { CausalLM, LayerKV, Modulation } from "./types.js";
 
@@ -35,6 +35,26 @@ function randomPrefix(m: CausalLM, B: number, P: number, seed: number): LayerKV[
 
 /** Column t of x (B, T, ...) as (B, 1, ...). */
 const at = (x: Tensor, t: number, n = 1): Tensor => slice(x, 1, t, t + n);
+
+describe("maskPositions", () => {
+  test("an attended column counts the attended ones before it; a masked one keeps its index", () => {
+    scope(() => {
+      // (3, 6), last 4 columns: no padding; 2 prefix columns then 2 left pads; a masked prefix column and a right pad.
+      const mask = Tensor.from([1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0], [3, 6]);
+      const pos = maskPositions(mask, 4)!;
+      expect(pos.dtype).toBe("int32");
+      expect(pos.shape).toEqual([3, 4]);
+      expect(Array.from(pos.data)).toEqual([2, 3, 4, 5, 2, 3, 2, 3, 1, 2, 3, 5]);
+    });
+  });
+
+  test("null when every position is its index (all ones, or right padding only)", () => {
+    scope(() => {
+      expect(maskPositions(Tensor.full([2, 5], 1), 5)).toBeNull();
+      expect(maskPositions(Tensor.from([1, 1, 1, 0, 0, 1, 1, 1, 1, 1], [2, 5]), 3)).toBeNull();
+    });
+  });
+});
 
 describe.each([["gpt2-tiny"], ["llama-tiny"]])("%s", (name) => {
   const model = loadCausalLM(`test/fixtures/models/${name}`);
@@ -84,6 +104,53 @@ describe.each([["gpt2-tiny"], ["llama-tiny"]])("%s", (name) => {
       }
       (cache as DecoderKVCache).dispose();
     });
+  });
+
+  test("a left-padded row gets the logits of its unpadded tokens (positions from the mask), with a prefix", () => {
+    scope(() => {
+      const pad = 3; // row 1: its last T − pad tokens, left-padded
+      const mask = Tensor.full([B, P + T], 1);
+      for (let t = 0; t < pad; t++) mask.data[P + T + P + t] = 0;
+      const onePrefix = (b: number) =>
+        prefix.map(({ k, v }) => ({ k: slice(k, 0, b, b + 1), v: slice(v, 0, b, b + 1) }));
+      const full = model.forward({ ids, attentionMask: mask, modulation: { prefix } }); // (B, T, V)
+      const alone = model.forward({ ids: slice(at(ids, pad, T - pad), 0, 1, 2), modulation: { prefix: onePrefix(1) } });
+      expectClose(slice(at(full, pad, T - pad), 0, 1, 2).data, alone.data, TOL, "padded row");
+      const row0 = model.forward({ ids: slice(ids, 0, 0, 1), modulation: { prefix: onePrefix(0) } });
+      expectClose(slice(full, 0, 0, 1).data, row0.data, TOL, "unpadded row");
+      // Cached steps continue at the unpadded positions too.
+      const cache = model.newCache(B, { prefix });
+      model.forward({ ids: at(ids, 0, 4), attentionMask: slice(mask, 1, 0, P + 4), cache });
+      for (let t = 4; t < T; t++) {
+        const step = model.forward({ ids: at(ids, t), attentionMask: slice(mask, 1, 0, P + t + 1), cache });
+        expectClose(step.data, at(full, t).data, TOL, `cached step ${t}`);
+      }
+      (cache as DecoderKVCache).dispose();
+    });
+  });
+
+  test("without autograd each layer's intermediates are freed when it returns; same logits, cache intact", () => {
+    const live = () => liveNativeMemory().blocks;
+    const run = (withCache: boolean): { logits: number[]; blocks: number } =>
+      scope(() => {
+        const before = live();
+        const cache = withCache ? model.newCache(B, { prefix }) : undefined;
+        const logits = model.forward({ ids, modulation: withCache ? undefined : { prefix }, cache });
+        const blocks = live() - before;
+        const out = { logits: Array.from(logits.data), blocks };
+        if (cache) {
+          const step = model.forward({ ids: at(ids, 0), cache }); // the cached keys/values are still usable
+          expect(step.data.every(Number.isFinite)).toBe(true);
+          (cache as DecoderKVCache).dispose();
+        }
+        return out;
+      });
+    for (const withCache of [false, true]) {
+      const graph = run(withCache); // autograd on (nothing requires grad): every intermediate lives to the end
+      const freed = noGrad(() => run(withCache));
+      expect(freed.logits).toEqual(graph.logits);
+      expect(freed.blocks).toBeLessThan(graph.blocks / 2);
+    }
   });
 
   test("reorderCache (beam search) equals decoding the reordered batch", () => {

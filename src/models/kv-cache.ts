@@ -8,11 +8,26 @@
  *
  * Cache: newDecoderCache() seeds every layer with the prefix (or nothing); a forward with the cache attends to
  * it, then appends this step's keys (rotated for RoPE models) and values; positions continue at cache.length.
+ *
+ * Positions from the mask: with an attention mask, the position of an attended token is the number of attended
+ * positions before it (prefix included), as Hugging Face's generate() derives position_ids (cumsum(mask) − 1), so
+ * a left-padded row gets exactly the positions of its unpadded prompt (starting at P after a prefix), in the
+ * prompt pass and in every cached step. Masked positions keep past + t (what HF's forward uses without
+ * position_ids): right padding, as in training, changes no position at all.
  * The cache owns the tensors it creates (they survive the caller's scope()) and frees the ones it replaces,
  * unless autograd still needs them; the prefix tensors it was seeded with stay the caller's.
  */
 import { MacLmError, ShapeError, fmtShape } from "../errors.js";
-import { type Tensor, Tensor as T, concat, indexSelect, noGrad, untrack } from "../tensor/index.js";
+import {
+  type Tensor,
+  Tensor as T,
+  concat,
+  indexSelect,
+  isGradEnabled,
+  noGrad,
+  scope,
+  untrack,
+} from "../tensor/index.js";
 import type { CausalLMInput, KVCache, LayerKV, ModelGeometry, Modulation } from "./types.js";
 
 /** Tensors created by caches (the ones a cache may free). */
@@ -128,6 +143,23 @@ export function newDecoderCache(
   return new DecoderKVCache(layers);
 }
 
+/**
+ * Runs one decoder layer. Without autograd (noGrad(): generation, evaluation) it runs in its own scope(), so the
+ * layer's intermediates are freed as soon as it returns instead of at the end of the whole forward: a forward then
+ * touches a few layers' worth of memory (reused from the allocator's cache) instead of all of them, and the
+ * ArrayBuffers V8 counts as external memory stay few (each ~64 MiB of growth costs a full GC). The layer's output
+ * and the keys/values it pushed to `fresh` (for the cache) survive. With autograd, the graph needs the
+ * intermediates: the layer runs as is.
+ */
+export function runDecoderLayer(fresh: LayerKV[], layer: () => Tensor): Tensor {
+  if (isGradEnabled()) return layer();
+  const n = fresh.length;
+  return scope(() => {
+    const y = layer();
+    return { y, kv: fresh.slice(n) };
+  }).y;
+}
+
 /** What the layers of one forward attend to before its T tokens. */
 export interface DecoderPast {
   /** Positions before the current tokens (P, or the cache length); the first token's position. */
@@ -136,6 +168,36 @@ export interface DecoderPast {
   layers: (LayerKV | null)[];
   /** The cache to append this step's keys/values to, if any. */
   cache: DecoderKVCache | null;
+  /**
+   * int32 (B, T (+E)) positions of the current tokens derived from the attention mask (see the module comment), or
+   * null when they are length, …, length + T − 1 in every row (no mask, or no masked position before a token).
+   */
+  positions: Tensor | null;
+}
+
+/**
+ * Positions (B, Tn) of the last Tn columns of a (B, S) 0/1 mask: attended column j of row b gets the number of
+ * attended columns before it, a masked one keeps j. null when every position is j (the plain arange).
+ */
+export function maskPositions(mask: Tensor, Tn: number): Tensor | null {
+  const [B, S] = mask.shape as [number, number];
+  const m = mask.data;
+  const out = new Int32Array(B * Tn);
+  let plain = true;
+  for (let b = 0; b < B; b++) {
+    let seen = 0; // attended columns before j
+    for (let j = 0, row = b * S; j < S; j++) {
+      const on = m[row + j] !== 0;
+      const t = j - (S - Tn);
+      if (t >= 0) {
+        const p = on ? seen : j;
+        out[b * Tn + t] = p;
+        if (p !== j) plain = false;
+      }
+      if (on) seen++;
+    }
+  }
+  return plain ? null : T.from(out, [B, Tn], "int32");
 }
 
 /**
@@ -164,7 +226,7 @@ export function decoderPast(op: string, g: ModelGeometry, input: CausalLMInput):
         `cache of ${cache.layers.length} layers and batch ${cache.batch} for a ${g.numLayers}-layer model and ids ${fmtShape(ids.shape)}`,
       );
     const n = cache.length;
-    past = { length: n, layers: cache.layers.map((kv) => (n > 0 ? kv : null)), cache };
+    past = { length: n, layers: cache.layers.map((kv) => (n > 0 ? kv : null)), cache, positions: null };
   } else {
     const P = checkPrefix(op, g, modulation, B);
     const prefix = modulation?.prefix;
@@ -174,6 +236,7 @@ export function decoderPast(op: string, g: ModelGeometry, input: CausalLMInput):
         prefix && P > 0 ? { k: expandBatch(prefix[l]!.k, B), v: expandBatch(prefix[l]!.v, B) } : null,
       ),
       cache: null,
+      positions: null,
     };
   }
   if (
@@ -184,5 +247,6 @@ export function decoderPast(op: string, g: ModelGeometry, input: CausalLMInput):
       op,
       `attentionMask ${fmtShape(attentionMask.shape)} must be (B, past + T) = (${B}, ${past.length} + ${Tn}) for ids ${fmtShape(ids.shape)}${appendEmbeds ? ` and ${appendEmbeds.dim(1)} appended embeddings` : ""}`,
     );
+  if (attentionMask) past.positions = maskPositions(attentionMask, Tn);
   return past;
 }

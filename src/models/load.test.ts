@@ -234,11 +234,8 @@ describe("dropout", () => {
   test.each([
     ["embd_pdrop", { embd_pdrop: 0.5, resid_pdrop: 0 }, true],
     ["resid_pdrop", { embd_pdrop: 0, resid_pdrop: 0.5 }, true],
-    [
-      "attn_pdrop (not applied: the attention kernel has no dropout)",
-      { embd_pdrop: 0, resid_pdrop: 0, attn_pdrop: 0.5 },
-      false,
-    ],
+    ["attn_pdrop (on the attention probabilities)", { embd_pdrop: 0, resid_pdrop: 0, attn_pdrop: 0.5 }, true],
+    ["none", { embd_pdrop: 0, resid_pdrop: 0, attn_pdrop: 0 }, false],
   ])("GPT-2 %s", (_, p, changes) => {
     const m = new GPT2LMHeadModel({ ...config, ...p }, { seed: 3 });
     scope(() => {
@@ -250,7 +247,7 @@ describe("dropout", () => {
     m.dispose();
   });
 
-  test("Llama has no dropout: training mode changes nothing", () => {
+  test("Llama has no dropout besides attention_dropout (0 here): training mode changes nothing", () => {
     const m = loadCausalLM(LLAMA) as LlamaForCausalLM;
     scope(() => {
       const evalOut = Array.from(m.forward({ ids }).data);

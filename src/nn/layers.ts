@@ -106,6 +106,16 @@ export const dropoutState = (): number => dropoutSeed;
 export function setDropoutState(seed: number): void {
   dropoutSeed = seed;
 }
+/** Takes the counter's next seed (for dropout inside other ops: attention probabilities). */
+export const nextDropoutSeed = (): number => dropoutSeed++;
+
+/**
+ * The attention op's dropout option for a module's attention probabilities (Hugging Face's attn_pdrop /
+ * attention_dropout): a fresh seed in training mode with p > 0, else null (eval mode: no dropout, no seed taken).
+ */
+export function attentionDropout(module: Module, p: number): { p: number; seed: number } | null {
+  return module.training && p > 0 ? { p, seed: nextDropoutSeed() } : null;
+}
 
 export class Dropout extends Module {
   constructor(readonly p: number) {
@@ -114,6 +124,6 @@ export class Dropout extends Module {
 
   forward(x: Tensor): Tensor {
     if (!this.training || this.p === 0) return x;
-    return dropout(x, this.p, { seed: dropoutSeed++, training: true });
+    return dropout(x, this.p, { seed: nextDropoutSeed(), training: true });
   }
 }

@@ -13,7 +13,8 @@ type Floats = Float32Array | Float64Array;
 
 /** The raw native functions. Shapes are checked in TypeScript before these are called. */
 export interface NativeAddon {
-  alloc(bytes: number): ArrayBuffer;
+  /** Native memory: zero-filled, or uninitialised with zero = false (poisoned with 0xFF in checking builds). */
+  alloc(bytes: number, zero?: boolean): ArrayBuffer;
   free(buffer: ArrayBuffer): void;
   liveBytes(): { bytes: number; blocks: number; cachedBytes: number };
   trimAllocCache(): void;

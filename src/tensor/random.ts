@@ -83,7 +83,7 @@ const rngOf = (o: RandomOptions): Rng => o.rng ?? new Rng(o.seed ?? 0);
 /** Normal(mean, std²) entries. */
 export function randn(shape: Shape, opts: RandomOptions & { std?: number; mean?: number } = {}): Tensor {
   const rng = rngOf(opts);
-  const t = Tensor.empty(shape, opts.dtype ?? "float32");
+  const t = Tensor.uninit(shape, opts.dtype ?? "float32");
   const d = t.data;
   const std = opts.std ?? 1;
   const mean = opts.mean ?? 0;
@@ -94,7 +94,7 @@ export function randn(shape: Shape, opts: RandomOptions & { std?: number; mean?:
 /** Uniform entries in [low, high). */
 export function rand(shape: Shape, opts: RandomOptions & { low?: number; high?: number } = {}): Tensor {
   const rng = rngOf(opts);
-  const t = Tensor.empty(shape, opts.dtype ?? "float32");
+  const t = Tensor.uninit(shape, opts.dtype ?? "float32");
   const d = t.data;
   const lo = opts.low ?? 0;
   const hi = opts.high ?? 1;
@@ -105,7 +105,7 @@ export function rand(shape: Shape, opts: RandomOptions & { low?: number; high?: 
 /** Integers in [0, n) as int32 (token ids). */
 export function randint(shape: Shape, n: number, opts: RandomOptions = {}): Tensor {
   const rng = rngOf(opts);
-  const t = Tensor.empty(shape, "int32");
+  const t = Tensor.uninit(shape, "int32");
   const d = t.data;
   for (let i = 0; i < d.length; i++) d[i] = rng.int(n);
   return t;

@@ -61,11 +61,25 @@ export class Tensor {
 
   // ---- construction ------------------------------------------------------------------------------------
 
-  /** Uninitialised (in fact zero-filled) tensor. */
+  /** A zero-filled tensor (what Tensor.zeros gives; kept for the many callers that rely on the zeros). */
   static empty(shape: Shape, dtype: DType = "float32", device: Device = "cpu"): Tensor {
-    checkShape(shape, "empty");
+    return Tensor.alloc(shape, dtype, device, true, "empty");
+  }
+
+  /**
+   * An uninitialised tensor, for outputs that a kernel overwrites completely (no zero-fill pass over the memory).
+   * Its contents are unspecified until written: with MACLM_POISON_UNINIT=1 (and under AddressSanitizer) every
+   * byte is 0xFF (NaN floats, -1 integers), so an output that is not fully written shows up in tests. Never use it
+   * for buffers that are accumulated into (scatter-add, gradient sums).
+   */
+  static uninit(shape: Shape, dtype: DType = "float32", device: Device = "cpu"): Tensor {
+    return Tensor.alloc(shape, dtype, device, false, "uninit");
+  }
+
+  private static alloc(shape: Shape, dtype: DType, device: Device, zero: boolean, op: string): Tensor {
+    checkShape(shape, op);
     if (device !== "cpu") throw new MacLmError("MACLM_NO_KERNEL", `device ${device} has no allocator registered`);
-    const buffer = native.alloc(numel(shape) * bytesPerElement[dtype]);
+    const buffer = native.alloc(numel(shape) * bytesPerElement[dtype], zero);
     return new Tensor(new Storage(buffer, device), shape, dtype);
   }
 
@@ -74,7 +88,7 @@ export class Tensor {
   }
 
   static full(shape: Shape, value: number, dtype: DType = "float32"): Tensor {
-    const t = Tensor.empty(shape, dtype);
+    const t = Tensor.uninit(shape, dtype);
     t.data.fill(value);
     return t;
   }
@@ -85,7 +99,7 @@ export class Tensor {
     const sh = shape ?? [values.length];
     if (numel(sh) !== values.length)
       throw new ShapeError("Tensor.from", `${values.length} values do not fill shape ${fmtShape(sh)}`);
-    const t = Tensor.empty(sh, dt);
+    const t = Tensor.uninit(sh, dt);
     t.data.set(values as ArrayLike<number>);
     return t;
   }
@@ -166,7 +180,7 @@ export class Tensor {
 
   /** Copy with the same shape, dtype and values, outside the autograd graph. */
   clone(): Tensor {
-    const t = Tensor.empty(this.shape, this.dtype, this.device);
+    const t = Tensor.uninit(this.shape, this.dtype, this.device);
     t.data.set(this.data);
     return t;
   }
@@ -174,7 +188,7 @@ export class Tensor {
   /** Copy converted to another dtype. */
   to(dtype: DType): Tensor {
     if (dtype === this.dtype) return this.clone();
-    const t = Tensor.empty(this.shape, dtype, this.device);
+    const t = Tensor.uninit(this.shape, dtype, this.device);
     t.data.set(this.data);
     return t;
   }

@@ -17,7 +17,7 @@ export interface BertConfig {
   type_vocab_size: number; // token type (segment) ids
   layer_norm_eps: number;
   hidden_dropout_prob: number; // dropout after the embeddings and on each sublayer's output
-  attention_probs_dropout_prob: number; // dropout on attention probabilities (not applied: the kernel has none)
+  attention_probs_dropout_prob: number; // dropout on attention probabilities (training mode)
   initializer_range: number; // std of the normal initialisation
   pad_token_id: number | null;
 }

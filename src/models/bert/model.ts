@@ -14,11 +14,11 @@
  * Modulation, for interface uniformity with the causal LMs: modulation.prefix[l] = {k, v} (B|1, P, NH, HS) is
  * placed before layer l's keys/values (P-tuning v2 through HF's past_key_values: token positions start at P, the
  * mask grows by P); LoRA updates q/k/v (attention.self.query/key/value) and o (attention.output.dense).
- * Dropout (hidden_dropout_prob) is active in training mode only; attention_probs_dropout_prob is NOT applied (the
- * fused attention kernel has no dropout).
+ * Dropout (hidden_dropout_prob, and attention_probs_dropout_prob on the attention probabilities inside the fused
+ * attention kernel) is active in training mode only.
  */
 import { ShapeError, fmtShape } from "../../errors.js";
-import { Dropout, Embedding, LayerNorm, Linear } from "../../nn/layers.js";
+import { Dropout, Embedding, LayerNorm, Linear, attentionDropout } from "../../nn/layers.js";
 import { Module } from "../../nn/module.js";
 import {
   type Tensor,
@@ -168,7 +168,8 @@ export class BertAttention extends Module {
     const v = reshape(withLora("bert.attention.v", value.forward(x), x, ctx.lora.v), [B, Tn, NH, HS]);
     const pastK = ctx.past ? expandBatch(ctx.past.k, B) : null;
     const pastV = ctx.past ? expandBatch(ctx.past.v, B) : null;
-    const y = reshape(attention(q, k, v, { keyMask: ctx.keyMask, pastK, pastV }), [B, Tn, C]); // (B, T, C)
+    const probsDrop = attentionDropout(this, this.config.attention_probs_dropout_prob);
+    const y = reshape(attention(q, k, v, { keyMask: ctx.keyMask, pastK, pastV, dropout: probsDrop }), [B, Tn, C]); // (B, T, C)
     const { dense, LayerNorm, dropout } = this.output;
     const o = dropout.forward(withLora("bert.attention.o", dense.forward(y), y, ctx.lora.o));
     return LayerNorm.forward(add(o, x)); // (B, T, C)

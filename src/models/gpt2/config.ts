@@ -15,7 +15,7 @@ export interface GPT2Config {
   activation_function: "gelu_new" | "gelu"; // gelu_new = tanh approximation
   resid_pdrop: number; // dropout on each residual branch's output (attention c_proj, MLP c_proj)
   embd_pdrop: number; // dropout on token + position embeddings
-  attn_pdrop: number; // dropout on attention probabilities (not applied: the attention kernel has none)
+  attn_pdrop: number; // dropout on attention probabilities (training mode)
   layer_norm_epsilon: number;
   scale_attn_weights: boolean; // scores · 1/√HS
   scale_attn_by_inverse_layer_idx: boolean; // scores · 1/(layer + 1) in addition

@@ -2,19 +2,20 @@
  * GPT-2 (Radford et al. 2019, "Language Models are Unsupervised Multitask Learners"), as Hugging Face's
  * GPT2LMHeadModel computes it, with its parameter names (transformer.wte, transformer.h.N.attn.c_attn, ...):
  *
- *   h⁰ = drop(wte[ids] + wpe[pos])                         pos = past, …, past + T − 1 (past = P or cache length)
+ *   h⁰ = drop(wte[ids] + wpe[pos])                         pos = past, …, past + T − 1 (past = P or cache length),
+ *                                                          or from the attention mask (kv-cache.ts: left padding)
  *   a  = resid_drop(c_proj(attention(ln_1(h), prefix/cache)))   h ← h + a
  *   m  = resid_drop(c_proj(gelu(c_fc(ln_2(h)))))                h ← h + m
  *   logits = ln_f(h) · wteᵀ                                (lm_head tied to wte)
  *
  * Modulation: prefix keys/values enter each layer's attention before the tokens' own (P-tuning v2, as MAC does);
  * LoRA updates q/k/v (thirds of the fused c_attn output) and o (attn.c_proj).
- * Dropout (embd_pdrop, resid_pdrop) is active in training mode only. attn_pdrop (dropout on attention
- * probabilities) is NOT applied: the fused attention kernel has no dropout.
+ * Dropout (embd_pdrop, resid_pdrop, and attn_pdrop on the attention probabilities inside the fused attention
+ * kernel) is active in training mode only.
  * Linear weights are (out, in) here; Hugging Face's Conv1D stores (in, out): weights.ts transposes at load.
  */
 import { ShapeError } from "../../errors.js";
-import { Dropout, Embedding, LayerNorm, Linear } from "../../nn/layers.js";
+import { Dropout, Embedding, LayerNorm, Linear, attentionDropout } from "../../nn/layers.js";
 import { Module } from "../../nn/module.js";
 import {
   type Tensor,
@@ -30,7 +31,7 @@ import {
 } from "../../tensor/index.js";
 import { Rng } from "../../tensor/random.js";
 import { NoInitRng } from "../checkpoint.js";
-import { DecoderKVCache, decoderPast, newDecoderCache } from "../kv-cache.js";
+import { DecoderKVCache, decoderPast, newDecoderCache, runDecoderLayer } from "../kv-cache.js";
 import { loraLayers, withLora } from "../lora.js";
 import type { CausalLM, CausalLMInput, KVCache, LayerKV, LayerLora, Modulation } from "../types.js";
 import { GPT2_DEFAULTS, type GPT2Config } from "./config.js";
@@ -80,6 +81,7 @@ export class GPT2Attention extends Module {
       pastK: ctx.past?.k ?? null,
       pastV: ctx.past?.v ?? null,
       scale: this.scale,
+      dropout: attentionDropout(this, this.config.attn_pdrop),
     }); // (B, T, NH, HS)
     const y2 = reshape(y, [B, Tn, C]); // (B, T, C)
     return this.resid_dropout.forward(withLora("gpt2.attn.o", this.c_proj.forward(y2), y2, ctx.lora.o)); // (B, T, C)
@@ -199,21 +201,20 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     const lora = loraLayers("gpt2.forward", this, input.modulation);
     const { wte, wpe, drop, h, ln_f } = this.transformer;
 
-    const pos = T.from(
-      Int32Array.from({ length: Tn }, (_, t) => past.length + t),
-      [Tn],
-    ); // (T): past, …
+    // (T): past, …; or (B, T) from the attention mask (left padding: each row's own positions)
+    const pos =
+      past.positions ??
+      T.from(
+        Int32Array.from({ length: Tn }, (_, t) => past.length + t),
+        [Tn],
+      );
     const tok = wte.forward(ids); // (B, T, C)
     const inputs = appendEmbeds ? concat([tok, appendEmbeds], 1) : tok; // (B, T + E, C)
-    let x = drop.forward(add(inputs, embedding(pos, wpe.weight))); // (B, T, C) + (T, C)
+    let x = drop.forward(add(inputs, embedding(pos, wpe.weight))); // (B, T, C) + ((B,) T, C)
     const fresh: LayerKV[] = [];
     h.forEach((block, l) => {
-      x = block.forward(x, {
-        past: past.layers[l] ?? null,
-        keyMask: input.attentionMask ?? null,
-        lora: lora[l]!,
-        fresh,
-      });
+      const ctx = { past: past.layers[l] ?? null, keyMask: input.attentionMask ?? null, lora: lora[l]!, fresh };
+      x = runDecoderLayer(fresh, () => block.forward(x, ctx));
     });
     past.cache?.append(fresh);
     return ln_f.forward(x); // (B, T, C)

@@ -21,7 +21,7 @@ export interface LlamaConfig {
   rope_theta: number;
   attention_bias: boolean; // biases on q/k/v/o projections
   mlp_bias: boolean; // biases on gate/up/down projections
-  attention_dropout: number; // on attention probabilities: NOT applied (the attention kernel has no dropout)
+  attention_dropout: number; // on attention probabilities (training mode)
   tie_word_embeddings: boolean; // lm_head = embed_tokens
   bos_token_id: number | null;
   eos_token_id: number | null;

@@ -9,18 +9,19 @@
  *   logits = norm(h) · lm_headᵀ                                          (lm_head = embed_tokens when tied)
  *
  * Modulation: prefix keys/values go in as each layer's pastK/pastV and are NOT rotated (MAC injects them as
- * already-cached keys, mac-reference.md 1.8); the tokens' positions start at P. LoRA updates q/k/v/o_proj.
+ * already-cached keys, mac-reference.md 1.8); the tokens' positions start at P (with an attention mask, they come
+ * from it: kv-cache.ts, left padding). LoRA updates q/k/v/o_proj.
  * The cache stores keys after rotation, as Hugging Face's does.
- * attention_dropout (on attention probabilities, 0 in released checkpoints) is NOT applied: the attention kernel
- * has no dropout. Llama has no other dropout.
+ * attention_dropout (on attention probabilities, 0 in released checkpoints) is applied in training mode only, in
+ * the fused attention kernel. Llama has no other dropout.
  */
-import { RMSNorm, Embedding, Linear } from "../../nn/layers.js";
+import { RMSNorm, Embedding, Linear, attentionDropout } from "../../nn/layers.js";
 import { Module } from "../../nn/module.js";
 import { ShapeError } from "../../errors.js";
 import { type Tensor, add, attention, concat, linear, reshape, rope, swiglu } from "../../tensor/index.js";
 import { Rng } from "../../tensor/random.js";
 import { NoInitRng } from "../checkpoint.js";
-import { DecoderKVCache, decoderPast, newDecoderCache } from "../kv-cache.js";
+import { DecoderKVCache, decoderPast, newDecoderCache, runDecoderLayer } from "../kv-cache.js";
 import { loraLayers, loraLinear } from "../lora.js";
 import type { CausalLM, CausalLMInput, KVCache, LayerKV, LayerLora, Modulation } from "../types.js";
 import type { LlamaConfig } from "./config.js";
@@ -29,6 +30,7 @@ import type { LlamaConfig } from "./config.js";
 interface LayerContext {
   past: LayerKV | null; // (B, S0, NKV, HS) prefix or cached (rotated) keys/values, before this step's
   positionOffset: number; // position of the first token (S0)
+  positions: Tensor | null; // (B, T) int32 positions from the attention mask (left padding), else offset + t
   keyMask: Tensor | null; // (B, S0 + T)
   lora: LayerLora;
   fresh: LayerKV[]; // this step's keys/values, pushed per layer (for the cache)
@@ -56,7 +58,7 @@ export class LlamaAttention extends Module {
   forward(x: Tensor, ctx: LayerContext): Tensor {
     const [B, Tn] = x.shape as [number, number, number];
     const { num_attention_heads: NH, num_key_value_heads: NKV, head_dim: HS, rope_theta: theta } = this.config;
-    const at = { positionOffset: ctx.positionOffset, theta };
+    const at = ctx.positions ? { positions: ctx.positions, theta } : { positionOffset: ctx.positionOffset, theta };
     const q = rope(reshape(loraLinear("llama.q_proj", this.q_proj, x, ctx.lora.q), [B, Tn, NH, HS]), at); // (B, T, NH, HS)
     const k = rope(reshape(loraLinear("llama.k_proj", this.k_proj, x, ctx.lora.k), [B, Tn, NKV, HS]), at); // (B, T, NKV, HS)
     const v = reshape(loraLinear("llama.v_proj", this.v_proj, x, ctx.lora.v), [B, Tn, NKV, HS]); // (B, T, NKV, HS)
@@ -66,6 +68,7 @@ export class LlamaAttention extends Module {
       keyMask: ctx.keyMask,
       pastK: ctx.past?.k ?? null,
       pastV: ctx.past?.v ?? null,
+      dropout: attentionDropout(this, this.config.attention_dropout),
     }); // (B, T, NH, HS)
     return loraLinear("llama.o_proj", this.o_proj, reshape(y, [B, Tn, NH * HS]), ctx.lora.o); // (B, T, C)
   }
@@ -175,13 +178,15 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     let x = input.appendEmbeds ? concat([tok, input.appendEmbeds], 1) : tok; // (B, T + E, C)
     const fresh: LayerKV[] = [];
     layers.forEach((layer, l) => {
-      x = layer.forward(x, {
+      const ctx = {
         past: past.layers[l] ?? null,
         positionOffset: past.length,
+        positions: past.positions,
         keyMask: input.attentionMask ?? null,
         lora: lora[l]!,
         fresh,
-      });
+      };
+      x = runDecoderLayer(fresh, () => layer.forward(x, ctx));
     });
     past.cache?.append(fresh);
     return norm.forward(x); // (B, T, C)

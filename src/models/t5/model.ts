@@ -19,11 +19,11 @@
  *
  * MAC's amortization network (mac-reference.md 1.3) is encode(document) then decode({inputsEmbeds: learned
  * queries, encoderHidden}) with no encoder mask, and no lm_head (pass lmHead: "none").
- * Dropout (dropout_rate) is active in training mode only; dropout on attention probabilities is NOT applied (the
- * fused attention kernel has none). No incremental decoding (KV cache) and no modulation: MAC does not need them.
+ * Dropout (dropout_rate, also on the attention probabilities inside the fused attention kernel, as HF's
+ * T5Attention) is active in training mode only. No incremental decoding (KV cache) and no modulation: MAC does not need them.
  */
 import { MacLmError, ShapeError, fmtShape } from "../../errors.js";
-import { Dropout, Embedding, Linear, RMSNorm } from "../../nn/layers.js";
+import { Dropout, Embedding, Linear, RMSNorm, attentionDropout } from "../../nn/layers.js";
 import { Module } from "../../nn/module.js";
 import {
   type Tensor,
@@ -197,7 +197,8 @@ export class T5Attention extends Module {
     const q = reshape(this.q.forward(x), [B, Tq, NH, HS]);
     const k = reshape(this.k.forward(kv), [B, Tk, NH, HS]);
     const v = reshape(this.v.forward(kv), [B, Tk, NH, HS]);
-    const y = attention(q, k, v, { causal: ctx.causal, keyMask: ctx.keyMask, bias: ctx.bias, scale: 1 }); // (B, Tq, NH, HS)
+    const dropout = attentionDropout(this, this.config.dropout_rate);
+    const y = attention(q, k, v, { causal: ctx.causal, keyMask: ctx.keyMask, bias: ctx.bias, scale: 1, dropout }); // (B, Tq, NH, HS)
     return this.o.forward(reshape(y, [B, Tq, NH * HS])); // (B, Tq, C)
   }
 }

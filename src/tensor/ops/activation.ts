@@ -89,7 +89,7 @@ function checkFloat(op: string, x: Tensor): void {
     throw new MacLmError("MACLM_DTYPE_MISMATCH", `${op}: input must be float32 or float64, got ${x.dtype}`);
 }
 
-const like = (x: Tensor): Tensor => Tensor.empty(x.shape, x.dtype, x.device);
+const like = (x: Tensor): Tensor => Tensor.uninit(x.shape, x.dtype, x.device);
 
 /** GELU; `approximate` as in torch: "none" (exact, erf) or "tanh" (GPT-2). */
 export function gelu(x: Tensor, approximate: GeluApproximate = "none"): Tensor {

@@ -9,6 +9,11 @@
  *   opts.bias (NH, T, Stot) or (B, NH, T, Stot): added to the scaled scores before the mask and the softmax
  *     (T5's relative position bias; the 3-D form is shared by the batch, and its gradient sums over the batch).
  *     out[b,t,h] = Σ_j softmax_j(scale · q·key_j + bias[b,h,t,j]) · value_j. Differentiable.
+ *   opts.dropout {p, seed}: dropout on the probabilities (Hugging Face's attn_pdrop / attention_dropout, training
+ *     only): probability (b, h, t, j) is kept iff keep(seed, ((b·NH + h)·T + t)·Stot + j), the counter-based mask of
+ *     the dropout op (native/kernels/dropout_mask.h), and kept ones are scaled by 1/(1 − p). The mask is recomputed
+ *     in backward, not stored. p = 0 (or no option) runs exactly the path without dropout. Callers take a fresh
+ *     seed per call (Dropout's counter: nn/layers.ts nextDropoutSeed).
  * A query row with no allowed key gives 0 output and zero gradient.
  *
  * Backward (native attentionBackward) recomputes the probabilities from the saved row log-sum-exp (B, NH, T),
@@ -33,6 +38,9 @@ export interface AttentionArgs {
   HS: number;
   causal: boolean;
   scale: number;
+  /** Dropout probability on the attention probabilities (absent or 0: none) and its mask seed. */
+  dropP?: number;
+  seed?: number;
 }
 
 /** Gradient outputs of attentionBackward; null: not needed. */
@@ -100,6 +108,8 @@ declare module "../native.js" {
       scale: number,
       bias?: unknown,
       biasBatched?: boolean,
+      dropP?: number,
+      seed?: number,
     ): void;
     attentionBackward(
       dq: unknown,
@@ -127,6 +137,8 @@ declare module "../native.js" {
       bias?: unknown,
       dBias?: unknown,
       biasBatched?: boolean,
+      dropP?: number,
+      seed?: number,
     ): void;
   }
 }
@@ -153,6 +165,8 @@ registerKernels("cpu", {
       a.scale,
       bias?.data ?? null,
       bias?.ndim === 4,
+      a.dropP ?? 0,
+      a.seed ?? 0,
     );
   },
   attentionBackward(g, dout, q, k, v, pastK, pastV, lse, keyMask, a, bias) {
@@ -182,6 +196,8 @@ registerKernels("cpu", {
       bias?.data ?? null,
       g.dBias?.data ?? null,
       bias?.ndim === 4,
+      a.dropP ?? 0,
+      a.seed ?? 0,
     );
   },
 });
@@ -199,6 +215,8 @@ export interface AttentionOptions {
   scale?: number;
   /** (NH, T, P + S) shared by the batch, or (B, NH, T, P + S): added to the scaled scores (T5 position bias). */
   bias?: Tensor | null;
+  /** Dropout on the attention probabilities: p in [0, 1), seed any safe integer (same seed, same mask). */
+  dropout?: { p: number; seed: number } | null;
 }
 
 const OP = "attention";
@@ -261,7 +279,19 @@ function checkArgs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Att
   const scale = opts.scale ?? 1 / Math.sqrt(HS);
   if (!Number.isFinite(scale))
     throw new MacLmError("MACLM_BAD_ARGUMENT", `${OP}: scale must be a finite number, got ${scale}`);
-  return { B, T, S, P, NH, NKV, HS, causal: opts.causal ?? false, scale };
+  const args: AttentionArgs = { B, T, S, P, NH, NKV, HS, causal: opts.causal ?? false, scale };
+  const drop = opts.dropout;
+  if (drop) {
+    if (!(drop.p >= 0 && drop.p < 1))
+      throw new MacLmError("MACLM_BAD_ARGUMENT", `${OP}: dropout p must be in [0, 1), got ${drop.p}`);
+    if (!Number.isSafeInteger(drop.seed))
+      throw new MacLmError("MACLM_BAD_ARGUMENT", `${OP}: dropout seed must be a safe integer, got ${drop.seed}`);
+    if (drop.p > 0) {
+      args.dropP = drop.p;
+      args.seed = drop.seed;
+    }
+  }
+  return args;
 }
 
 /** Scaled dot-product attention (see the module comment); differentiable in q, k, v, pastK, pastV and bias. */
@@ -274,13 +304,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const inputs = pastK && pastV ? [q, k, v, pastK, pastV] : [q, k, v];
   if (bias) inputs.push(bias);
   const grad = needsRecord(inputs);
-  const out = Tensor.empty(q.shape, q.dtype, q.device);
-  const lse = grad ? Tensor.empty([a.B, a.NH, a.T], q.dtype, q.device) : null;
+  const out = Tensor.uninit(q.shape, q.dtype, q.device);
+  const lse = grad ? Tensor.uninit([a.B, a.NH, a.T], q.dtype, q.device) : null;
   kernels(q.device).attentionForward(out, lse, q, k, v, pastK, pastV, keyMask, a, bias);
   if (!lse) return out;
   return record(out, OP, inputs, (g, needs) => {
     const make = (i: number, like: Tensor | null): Tensor | null =>
-      needs[i] && like ? Tensor.empty(like.shape, like.dtype, like.device) : null;
+      needs[i] && like ? Tensor.uninit(like.shape, like.dtype, like.device) : null;
     const biasAt = inputs.length - 1;
     const grads: AttentionGrads = {
       dq: make(0, q),

@@ -49,10 +49,10 @@ export function dropout(x: Tensor, p: number, opts: DropoutOptions): Tensor {
     throw new MacLmError("MACLM_DTYPE_MISMATCH", `dropout: input must be float32 or float64, got ${x.dtype}`);
   if (p === 0 || opts.training === false) return x;
   const seed = opts.seed;
-  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const out = Tensor.uninit(x.shape, x.dtype, x.device);
   kernels(x.device).dropoutForward(out, x, p, seed);
   return record(out, "dropout", [x], (g) => {
-    const dx = Tensor.empty(g.shape, g.dtype, g.device);
+    const dx = Tensor.uninit(g.shape, g.dtype, g.device);
     kernels(g.device).dropoutBackward(dx, g, p, seed);
     return [dx];
   });

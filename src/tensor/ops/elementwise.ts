@@ -116,7 +116,7 @@ function checkSameDtype(op: string, a: Tensor, b: Tensor): void {
 /** g reduced to `shape` (sum over broadcast dims); g itself when shapes already agree. */
 export function reduceTo(g: Tensor, shape: Shape): Tensor {
   if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
-  const out = Tensor.empty(shape, g.dtype, g.device);
+  const out = Tensor.uninit(shape, g.dtype, g.device);
   kernels(g.device).sumTo(out, g);
   return out;
 }
@@ -124,7 +124,7 @@ export function reduceTo(g: Tensor, shape: Shape): Tensor {
 function binaryRaw(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
   checkSameDtype(kind, a, b);
   const plan = broadcastPlan(kind, a.shape, b.shape);
-  const out = Tensor.empty(plan.shape, a.dtype, a.device);
+  const out = Tensor.uninit(plan.shape, a.dtype, a.device);
   kernels(a.device).binary(kind, out, a, b, plan);
   return out;
 }
@@ -164,7 +164,7 @@ export function div(a: Tensor, b: Tensor): Tensor {
 
 /** alpha * a + beta. */
 export function affine(a: Tensor, alpha: number, beta = 0): Tensor {
-  const out = Tensor.empty(a.shape, a.dtype, a.device);
+  const out = Tensor.uninit(a.shape, a.dtype, a.device);
   kernels(a.device).affine(out, a, alpha, beta);
   return record(out, "affine", [a], (g) => [scale(g, alpha)]);
 }
@@ -196,7 +196,7 @@ export function expand(x: Tensor, shape: Shape): Tensor {
     stridesB: stridesIn(x.shape, target),
     mode: 0,
   };
-  const out = Tensor.empty(target, x.dtype, x.device);
+  const out = Tensor.uninit(target, x.dtype, x.device);
   kernels(x.device).binary("add", out, zero, x, plan);
   zero.dispose();
   return record(out, "expand", [x], (g) => [reduceTo(g, x.shape)]);

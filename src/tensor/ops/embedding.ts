@@ -74,7 +74,7 @@ function gatherRows(
 ): Tensor {
   if (src.device !== ids.device) throw new ShapeError(op, `device mismatch: ${src.device} vs ${ids.device}`);
   const dims: GatherDims = { n: ids.size, v, c };
-  const out = Tensor.empty(outShape, src.dtype, src.device);
+  const out = Tensor.uninit(outShape, src.dtype, src.device);
   const bad = kernels(src.device).embeddingForward(out, ids, src, dims);
   if (bad >= 0) {
     out.dispose();

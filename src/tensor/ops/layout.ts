@@ -82,7 +82,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
 }
 
 function permuteRaw(x: Tensor, perm: readonly number[]): Tensor {
-  const out = Tensor.empty(
+  const out = Tensor.uninit(
     perm.map((p) => x.shape[p]!),
     x.dtype,
     x.device,
@@ -124,7 +124,7 @@ function sliceRaw(x: Tensor, a: number, start: number, end: number): Tensor {
   const inner = numel(x.shape.slice(a + 1));
   const n = x.shape[a]!;
   const m = end - start;
-  const out = Tensor.empty(
+  const out = Tensor.uninit(
     x.shape.map((d, i) => (i === a ? m : d)),
     x.dtype,
     x.device,
@@ -185,7 +185,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   const total = xs.reduce((s, x) => s + x.shape[a]!, 0);
   const outer = numel(first.shape.slice(0, a));
   const inner = numel(first.shape.slice(a + 1));
-  const out = Tensor.empty(
+  const out = Tensor.uninit(
     first.shape.map((d, i) => (i === a ? total : d)),
     first.dtype,
     first.device,

@@ -147,8 +147,8 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   if (logits.device !== targets.device)
     throw new ShapeError(op, `device mismatch: ${logits.device} vs ${targets.device}`);
   const V = lastDim(logits);
-  const out = Tensor.empty(reduction === "none" ? targets.shape : [], logits.dtype, logits.device);
-  const lse = Tensor.empty([targets.size], logits.dtype, logits.device);
+  const out = Tensor.uninit(reduction === "none" ? targets.shape : [], logits.dtype, logits.device);
+  const lse = Tensor.uninit([targets.size], logits.dtype, logits.device);
   const k = kernels(logits.device);
   const count = k.crossEntropyForward(out, lse, logits, targets, ignoreIndex, reduction);
   if (count < 0) {
@@ -167,7 +167,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   }
   return record(out, op, [logits, targets], (g, needs) => {
     if (!needs[0]) return [null, null];
-    const d = Tensor.empty(logits.shape, logits.dtype, logits.device);
+    const d = Tensor.uninit(logits.shape, logits.dtype, logits.device);
     kernels(logits.device).crossEntropyBackward(d, logits, lse, targets, g, ignoreIndex, reduction, count);
     return [d, null];
   });
@@ -178,10 +178,10 @@ export function logSoftmax(x: Tensor): Tensor {
   if (!isFloat(x.dtype))
     throw new MacLmError("MACLM_DTYPE_MISMATCH", `logSoftmax: x must be float32 or float64, got ${x.dtype}`);
   if (x.ndim < 1) throw new ShapeError("logSoftmax", `input must be at least 1-D, got ${fmtShape(x.shape)}`);
-  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const out = Tensor.uninit(x.shape, x.dtype, x.device);
   kernels(x.device).logSoftmaxForward(out, x);
   return record(out, "logSoftmax", [x], (g) => {
-    const dx = Tensor.empty(x.shape, x.dtype, x.device);
+    const dx = Tensor.uninit(x.shape, x.dtype, x.device);
     kernels(x.device).logSoftmaxBackward(dx, g, out);
     return [dx];
   });

@@ -110,7 +110,7 @@ function product(
     throw new ShapeError(op, `batch dims differ: a ${fmtShape(a.shape)} vs b ${fmtShape(b.shape)}`);
   if (bias && (bias.ndim !== 1 || bias.size !== n))
     throw new ShapeError(op, `bias ${fmtShape(bias.shape)} does not match ${n} outputs`);
-  const out = Tensor.empty([...batchShape, m, n], a.dtype, a.device);
+  const out = Tensor.uninit([...batchShape, m, n], a.dtype, a.device);
   kernels(a.device).matmul(out, a, b, bias, {
     batch,
     m,

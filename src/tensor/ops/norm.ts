@@ -170,19 +170,19 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null = null,
   checkNormArgs("layerNorm", x, weight, bias, eps);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const k = kernels(x.device);
-  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const out = Tensor.uninit(x.shape, x.dtype, x.device);
   if (!needsRecord(inputs)) {
     k.layerNormForward(out, null, null, x, weight, bias, eps);
     return out;
   }
   const stats = x.shape.slice(0, -1);
-  const mean = Tensor.empty(stats, x.dtype, x.device);
-  const rstd = Tensor.empty(stats, x.dtype, x.device);
+  const mean = Tensor.uninit(stats, x.dtype, x.device);
+  const rstd = Tensor.uninit(stats, x.dtype, x.device);
   k.layerNormForward(out, mean, rstd, x, weight, bias, eps);
   return record(out, "layerNorm", inputs, (g, needs) => {
-    const dx = needs[0] ? Tensor.empty(x.shape, x.dtype, x.device) : null;
-    const dw = needs[1] ? Tensor.empty(weight.shape, weight.dtype, weight.device) : null;
-    const db = bias && needs[2] ? Tensor.empty(bias.shape, bias.dtype, bias.device) : null;
+    const dx = needs[0] ? Tensor.uninit(x.shape, x.dtype, x.device) : null;
+    const dw = needs[1] ? Tensor.uninit(weight.shape, weight.dtype, weight.device) : null;
+    const db = bias && needs[2] ? Tensor.uninit(bias.shape, bias.dtype, bias.device) : null;
     if (dx || dw || db) kernels(x.device).layerNormBackward(dx, dw, db, g, x, weight, mean, rstd);
     return bias ? [dx, dw, db] : [dx, dw];
   });
@@ -192,16 +192,16 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null = null,
 export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   checkNormArgs("rmsNorm", x, weight, null, eps);
   const k = kernels(x.device);
-  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const out = Tensor.uninit(x.shape, x.dtype, x.device);
   if (!needsRecord([x, weight])) {
     k.rmsNormForward(out, null, x, weight, eps);
     return out;
   }
-  const rstd = Tensor.empty(x.shape.slice(0, -1), x.dtype, x.device);
+  const rstd = Tensor.uninit(x.shape.slice(0, -1), x.dtype, x.device);
   k.rmsNormForward(out, rstd, x, weight, eps);
   return record(out, "rmsNorm", [x, weight], (g, needs) => {
-    const dx = needs[0] ? Tensor.empty(x.shape, x.dtype, x.device) : null;
-    const dw = needs[1] ? Tensor.empty(weight.shape, weight.dtype, weight.device) : null;
+    const dx = needs[0] ? Tensor.uninit(x.shape, x.dtype, x.device) : null;
+    const dw = needs[1] ? Tensor.uninit(weight.shape, weight.dtype, weight.device) : null;
     if (dx || dw) kernels(x.device).rmsNormBackward(dx, dw, g, x, weight, rstd);
     return [dx, dw];
   });

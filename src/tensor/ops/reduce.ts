@@ -67,12 +67,12 @@ function reduce(op: "sum" | "mean", x: Tensor, opts: ReduceOptions): Tensor {
     outShape = keepDim ? x.shape.map((d, i) => (i === a ? 1 : d)) : x.shape.filter((_, i) => i !== a);
   }
   const scale = op === "mean" ? 1 / dims.n : 1;
-  const out = Tensor.empty(outShape, x.dtype, x.device);
+  const out = Tensor.uninit(outShape, x.dtype, x.device);
   const k = kernels(x.device);
   if (opts.axis === undefined) k.sumAll(out, x, scale);
   else k.sumAxis(out, x, dims, scale);
   return record(out, op, [x], (g) => {
-    const dx = Tensor.empty(x.shape, x.dtype, x.device);
+    const dx = Tensor.uninit(x.shape, x.dtype, x.device);
     kernels(x.device).broadcastAxis(dx, g, dims, scale);
     return [dx];
   });

@@ -193,13 +193,13 @@ export function rope(x: Tensor, opts: RopeOptions = {}): Tensor {
       hi = Math.max(hi, pd[i]!);
     }
   }
-  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const out = Tensor.uninit(x.shape, x.dtype, x.device);
   if (x.size === 0) return out;
   const table = tableFor(theta, rotaryDim, lo, hi);
   const args: RopeArgs = { B, T, NH, HS, rotaryDim, offset };
   kernels(x.device).ropeForward(out, x, table, positions, args);
   return record(out, OP, [x], (g) => {
-    const dx = Tensor.empty(g.shape, g.dtype, g.device);
+    const dx = Tensor.uninit(g.shape, g.dtype, g.device);
     kernels(g.device).ropeBackward(dx, g, table, positions, args);
     return [dx];
   });

@@ -2,8 +2,11 @@
  * Plain double-precision reference implementations of attention and rotary embedding: per-head loops with an
  * explicit mask, slow and obvious on purpose. Layouts as the ops: q/out (B, T, NH, HS), k/v (B, S, NKV, HS),
  * pastK/pastV (B, P, NKV, HS) placed before k/v, keyMask (B, P + S), bias (NH, T, P + S) shared by the batch or
- * (B, NH, T, P + S) (biasBatched), added to the scaled scores.
+ * (B, NH, T, P + S) (biasBatched), added to the scaled scores. Optional dropout on the probabilities: probability
+ * (b, h, t, j) is kept iff refDropoutKeep(seed, p)(((b·NH + h)·T + t)·(P + S) + j), kept ones scaled by 1/(1 − p).
  */
+import { refDropoutKeep } from "./dropout.js";
+
 export type Arr = ArrayLike<number>;
 
 export interface RefAttentionArgs {
@@ -25,6 +28,8 @@ export interface RefAttentionArgs {
   HS: number;
   causal: boolean;
   scale: number;
+  /** Dropout on the attention probabilities (p in [0, 1)). */
+  dropout?: { p: number; seed: number };
 }
 
 /** Element of the concatenated keys (or values) [past; new] at (b, j, g, e). */
@@ -103,12 +108,40 @@ export function refAttentionProbs(a: RefAttentionArgs): number[][][][] {
   return probs;
 }
 
+/** factor[b][h][t][j]: what dropout multiplies probability (b, h, t, j) by (keep/(1 − p); all 1 without). */
+export function refDropoutFactors(a: RefAttentionArgs): number[][][][] {
+  const keep = a.dropout ? refDropoutKeep(a.dropout.seed, a.dropout.p) : () => true;
+  const scale = a.dropout ? 1 / (1 - a.dropout.p) : 1;
+  const Stot = a.P + a.S;
+  const f: number[][][][] = [];
+  for (let b = 0; b < a.B; b++) {
+    const fb: number[][][] = [];
+    for (let h = 0; h < a.NH; h++) {
+      const fh: number[][] = [];
+      for (let t = 0; t < a.T; t++) {
+        const row: number[] = [];
+        for (let j = 0; j < Stot; j++) row.push(keep(((b * a.NH + h) * a.T + t) * Stot + j) ? scale : 0);
+        fh.push(row);
+      }
+      fb.push(fh);
+    }
+    f.push(fb);
+  }
+  return f;
+}
+
+/** The probabilities after dropout (the ones that multiply the values). */
+export function refDroppedProbs(a: RefAttentionArgs, probs: number[][][][]): number[][][][] {
+  const f = refDropoutFactors(a);
+  return probs.map((pb, b) => pb.map((ph, h) => ph.map((row, t) => row.map((x, j) => x * f[b]![h]![t]![j]!))));
+}
+
 /** out (B, T, NH, HS). */
 export function refAttention(a: RefAttentionArgs): Float64Array {
   const { B, T, S, P, NH, NKV, HS } = a;
   const Stot = P + S;
   const group = NH / NKV;
-  const probs = refAttentionProbs(a);
+  const probs = refDroppedProbs(a, refAttentionProbs(a));
   const out = new Float64Array(B * T * NH * HS);
   for (let b = 0; b < B; b++)
     for (let h = 0; h < NH; h++)
@@ -141,6 +174,8 @@ export function refAttentionBackward(
   const Stot = P + S;
   const group = NH / NKV;
   const probs = refAttentionProbs(a);
+  const factors = refDropoutFactors(a);
+  const dropped = refDroppedProbs(a, probs);
   const dq = new Float64Array(B * T * NH * HS);
   const dk = new Float64Array(B * S * NKV * HS);
   const dv = new Float64Array(B * S * NKV * HS);
@@ -154,11 +189,15 @@ export function refAttentionBackward(
       const g = Math.floor(h / group);
       for (let t = 0; t < T; t++) {
         const p = probs[b]![h]![t]!;
+        const pd = dropped[b]![h]![t]!; // p ⊙ factor: what multiplied the values
+        const f = factors[b]![h]![t]!;
         const qo = ((b * T + t) * NH + h) * HS;
-        // dP[j] = dout · v_j ; dS[j] = p_j (dP[j] − Σ_i p_i dP[i])
+        // dP[j] = factor_j · (dout · v_j); dS[j] = p_j (dP[j] − Σ_i p_i dP[i])
         const dP = new Float64Array(Stot);
-        for (let j = 0; j < Stot; j++)
+        for (let j = 0; j < Stot; j++) {
           for (let e = 0; e < HS; e++) dP[j] = dP[j]! + dout[qo + e]! * kvAt(a, a.pastV, a.v, b, j, g, e);
+          dP[j] = dP[j]! * f[j]!;
+        }
         let inner = 0;
         for (let j = 0; j < Stot; j++) inner += p[j]! * dP[j]!;
         for (let j = 0; j < Stot; j++) {
@@ -169,7 +208,7 @@ export function refAttentionBackward(
           }
           for (let e = 0; e < HS; e++) {
             const [gk, gv, at] = kvIndex(b, j, g, e);
-            gv[at] = gv[at]! + p[j]! * dout[qo + e]!;
+            gv[at] = gv[at]! + pd[j]! * dout[qo + e]!;
             gk[at] = gk[at]! + scale * dS * q[qo + e]!;
             dq[qo + e] = dq[qo + e]! + scale * dS * kvAt(a, a.pastK, a.k, b, j, g, e);
           }
