@@ -76,6 +76,8 @@ export const trainingAnswer = (answers: readonly string[]): string => {
 export class MacTrainer {
   readonly opt: AdamW;
   state: TrainState;
+  /** When native.mallocTrim() last ran (performance.now() ms). */
+  #lastTrim = -Infinity;
   private readonly o: Required<Omit<TrainOptions, "checkpointDir" | "evalGroupSize">> &
     Pick<TrainOptions, "checkpointDir" | "evalGroupSize">;
 
@@ -188,9 +190,16 @@ export class MacTrainer {
     });
     this.state.step++;
     this.state.dropoutSeed = dropoutState();
-    // Kernel scratch buffers sized by the (varying) sequence lengths fragment glibc's arenas; without this a long
-    // run's resident memory grows by megabytes per step (an earlier run was OOM-killed at 11 GB).
-    native.mallocTrim();
+    // Kernel scratch buffers sized by the (varying) sequence lengths fragment glibc's arenas; without trimming a
+    // long run's resident memory grows by megabytes per step (an earlier run was OOM-killed at 11 GB). At most once
+    // a second: a trim costs milliseconds plus the page faults of re-growing the heap, ~20 % of the tiny steps
+    // (~30 ms) of test/mac/e2e-synthetic.test.ts, far more when the heap is large; real models' steps take seconds
+    // and still trim every step.
+    const now = performance.now();
+    if (now - this.#lastTrim >= 1000) {
+      native.mallocTrim();
+      this.#lastTrim = now;
+    }
     return { loss: lossSum / gradAccum, gradNorm };
   }
 

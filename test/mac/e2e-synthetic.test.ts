@@ -1,6 +1,3 @@
-// WORK IN PROGRESS (not run by CI: not a *.test.ts file). The end-to-end synthetic MAC test as a helper left it at
-// the end of session 1; it did not yet finish within CI time on the loaded machine. Rename to e2e-synthetic.test.ts
-// once it passes reliably in ~2-3 minutes.
 /**
  * MAC end to end on the synthetic knowledge stream (the MAC issue's acceptance test): a tiny pretrained base LM is
  * frozen; MAC's networks are trained on a TRAIN stream; then, online, a held-out TEST stream of new documents about
@@ -27,10 +24,13 @@ afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
 
 /** Training: 30 train-split streams of 400 one-fact documents (12,000 rows, seeds the base LM never saw). */
 const TRAIN_SEEDS = Array.from({ length: 30 }, (_, i) => 1000 + i);
-/** The held-out stream: 64 new documents (test split: names disjoint from every training name). */
+/**
+ * The held-out stream: 128 new documents (test split: names disjoint from every training name), one question each;
+ * a memory four times the largest one seen in training (32).
+ */
 const TEST_SEED = 2;
-const TEST_DOCS = 64;
-/** Hierarchical aggregation: groups of M < 64 entries. */
+const TEST_DOCS = 128;
+/** Hierarchical aggregation: groups of M < N = 128 entries. */
 const GROUP = 16;
 
 const hashOf = (ts: readonly { data: ArrayLike<number> }[]): string => {
@@ -40,42 +40,50 @@ const hashOf = (ts: readonly { data: ArrayLike<number> }[]): string => {
 };
 
 describe("MAC end to end on the synthetic stream", () => {
-  it("answers questions about a held-out stream far better than the base LM without adaptation", () => {
+  it("answers questions about a held-out stream far better than the base LM without adaptation", async () => {
     const t0 = performance.now();
     const mac = syntheticMac({ seed: 1 });
     const baseHash = hashOf(mac.base.parameters());
     const train = syntheticExamples("train", TRAIN_SEEDS, 400, 1, 1);
     const test = syntheticExamples("test", [TEST_SEED], TEST_DOCS, 1, 1);
 
-    // The test entities never occur in training.
+    // The test entities (and so every answer) never occur in training.
     const trainWords = new Set(train.documents.flatMap((d) => d.text.split(" ")));
     expect(test.documents.flatMap((d) => d.entities).filter((e) => trainWords.has(e))).toEqual([]);
+    expect(test.examples.map((e) => e.answers[0]!).filter((a) => trainWords.has(a))).toEqual([]);
 
-    // ---- offline training: the curriculum over the memory size K ------------------------------------------------
+    // ---- offline training: the curriculum over the memory ---------------------------------------------------------
     const stageLoss: number[] = [];
-    TRAIN_SCHEDULE.forEach((stage, i) => {
+    for (const [i, stage] of TRAIN_SCHEDULE.entries()) {
       mac.trainGroupSize = stage.trainGroupSize ?? 0;
+      mac.memoryPerQuestion = stage.memoryPerQuestion ?? 0;
       const trainer = new MacTrainer(mac, train.examples, [], {
         steps: stage.steps,
         batchSize: stage.batchSize,
-        keepRatio: stage.keepRatio ?? 1,
-        lr: 1e-3,
+        lr: stage.lr ?? 1e-3,
         warmupSteps: 30,
         clip: 1,
         seed: 3 + i,
       });
       const losses: number[] = [];
-      for (const ev of trainer.fit()) if (ev.kind === "step") losses.push(ev.loss);
+      for (const ev of trainer.fit()) {
+        if (ev.kind === "step") losses.push(ev.loss);
+        // Let Node run the freed tensors' finalizers (see src/mac/train/run.ts): otherwise memory grows ~1 MB a step.
+        await new Promise((r) => setImmediate(r));
+      }
       trainer.dispose();
-      const tail = losses.slice(-100);
+      const tail = losses.slice(-50);
       stageLoss.push(tail.reduce((a, b) => a + b, 0) / tail.length);
-    });
+    }
+    mac.trainGroupSize = 0;
+    mac.memoryPerQuestion = 0;
     const trainSeconds = (performance.now() - t0) / 1000;
     mac.eval();
     // The base LM was never touched.
     expect(hashOf(mac.base.parameters())).toBe(baseHash);
+    const macHash = hashOf(mac.parameters());
 
-    // ---- online adaptation: one forward pass per new document, appended to a durable bank -------------------------
+    // ---- online adaptation: one forward pass per new document, no gradient, appended to a durable bank ------------
     const dir = mkdtempSync(join(tmpdir(), "mac-e2e-"));
     dirs.push(dir);
     const bank = MemoryBank.open(join(dir, "bank.sqlite"), { T: mac.numSlots, d: mac.base.hiddenSize });
@@ -98,24 +106,30 @@ describe("MAC end to end on the synthetic stream", () => {
     const opts = { maxNewTokens: 4 };
     const full: QaScores = scope(() => scoreAll(mac.answer(questions, bank.loadAll(), opts), refs));
     const none: QaScores = scoreAll(mac.answer(questions, null, opts), refs);
+    // A fresh stream of groups per question: N = 128 entries → 8 groups of 16 → one entry each → the final level.
     const hier: QaScores = scoreAll(
       questions.map((q) => mac.answer([q], bank.groups(GROUP), { ...opts, groupSize: GROUP })[0]!),
       refs,
     );
     bank.close();
+    // Adaptation and answering changed nothing of the model: the new knowledge is in the bank only.
+    expect(hashOf(mac.parameters())).toBe(macHash);
+    expect(hashOf(mac.base.parameters())).toBe(baseHash);
     const seconds = (performance.now() - t0) / 1000;
-    console.log(
+    const summary =
       `MAC end to end (synthetic stream, tiny GPT-2): EM on ${questions.length} questions about ${TEST_DOCS} held-out ` +
-        `documents: with the memory ${full.em.toFixed(1)} %, without adaptation ${none.em.toFixed(1)} %, ` +
-        `hierarchical (M = ${GROUP}) ${hier.em.toFixed(1)} %; training loss by stage ${stageLoss.map((l) => l.toFixed(2)).join(" → ")}; ` +
-        `trained in ${trainSeconds.toFixed(0)} s, ${seconds.toFixed(0)} s in all`,
-    );
+      `documents: with the memory ${full.em.toFixed(1)} %, hierarchical (M = ${GROUP}) ${hier.em.toFixed(1)} %, ` +
+      `without adaptation ${none.em.toFixed(1)} %; training loss by stage ` +
+      `${stageLoss.map((l) => l.toFixed(2)).join(" → ")}; trained in ${trainSeconds.toFixed(0)} s, ` +
+      `${seconds.toFixed(0)} s in all`;
+    console.log(summary);
 
-    // Training worked: the last stage (K = 32 documents in memory) ends far below the first stage's start.
-    expect(stageLoss.at(-1)!).toBeLessThan(2.6);
-    expect(none.em).toBeLessThanOrEqual(5);
-    expect(full.em).toBeGreaterThanOrEqual(none.em + 20);
+    // Measured: this test (MAC seed 1, test stream seed 2) 78.9 % full, 64.8 % hierarchical, 0 % without; with MAC
+    // seeds 2 and 3: 78.9 / 62.5 and 83.6 / 68.8; with test stream seed 5: 75.8 / 57.8; never above 0 without.
+    expect(none.em, summary).toBeLessThanOrEqual(10);
+    expect(full.em, summary).toBeGreaterThanOrEqual(50);
+    expect(hier.em, summary).toBeGreaterThanOrEqual(35);
     mac.dispose();
     mac.base.dispose();
-  }, 600_000);
+  }, 480_000);
 });
