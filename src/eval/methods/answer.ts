@@ -6,6 +6,7 @@
 import { generate } from "../../generate/index.js";
 import type { Modulation } from "../../models/types.js";
 import { noGrad, scope } from "../../tensor/index.js";
+import { native } from "../../tensor/native.js";
 import type { MethodContext, ProgressFn } from "./types.js";
 
 /** The prompt for a question, optionally preceded by context documents (retrieval methods). */
@@ -35,6 +36,9 @@ export function answerPrompts(
         for (const seq of res.sequences) out.push(tok.decode(seq, { skipSpecialTokens: true }).trim());
       }),
     );
+    // Prompts of varying lengths leave the C heap fragmented: without this, RSS grows ~250 MB per batch of 16
+    // SmolLM2 generations (measured), to 12 GB over a 917-question stream.
+    native.mallocTrim();
     opts.progress?.(end, prompts.length);
   }
   return out;

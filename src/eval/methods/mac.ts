@@ -14,6 +14,7 @@ import type { MacModel } from "../../mac/model.js";
 import { MemoryBank } from "../../mac/memory/bank.js";
 import type { Tensor } from "../../tensor/index.js";
 import { noGrad, scope } from "../../tensor/index.js";
+import { native } from "../../tensor/native.js";
 import type { StreamDoc, StreamQuestion } from "../stream.js";
 import { answerPrompts, qaPrompt } from "./answer.js";
 import type { MethodContext, MethodName, ProgressFn, QaMethod } from "./types.js";
@@ -68,6 +69,7 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
             { onDuplicate: "skip" },
           );
         });
+        native.mallocTrim(); // see answer.ts: variable-length batches fragment the C heap
         progress?.(Math.min(docs.length, i + adaptBatch), docs.length);
       }
       await o.retrieval?.adapt(docs);
