@@ -87,7 +87,7 @@ describe.skipIf(!present)(`mac-lm eval${present ? "" : smol.skipNote + mini.skip
         expect(res.retention[m].map((p: number[]) => p[0])).toEqual([0, 2]);
       }
       expect(res.retention.none).toBeUndefined();
-      const cost = res.cost.aggregation;
+      const cost = res.aggregation_cost.points;
       expect(cost.map((c: { mode: string }) => c.mode).sort()).toEqual(["full", "hierarchical"]);
       for (const c of cost) {
         expect(c.entries).toBe(40);

@@ -46,7 +46,7 @@ import {
 } from "../../tensor/index.js";
 import { scoreAll } from "../metrics.js";
 import type { QaStream, StreamDoc, StreamQuestion } from "../stream.js";
-import { answerPrompts, qaPrompt } from "./answer.js";
+import { answerPrompts, nextTurn, qaPrompt } from "./answer.js";
 import { type SalientOptions, salientTokenWeights } from "./salient.js";
 import type { MethodContext, ProgressFn, QaMethod } from "./types.js";
 
@@ -253,18 +253,18 @@ export class FinetuneMethod implements QaMethod {
 
   async adapt(docs: readonly StreamDoc[], progress?: ProgressFn): Promise<void> {
     this.checkLive();
-    docs.forEach((d, i) => {
+    for (const [i, d] of docs.entries()) {
       this.push(d);
       if (i === docs.length - 1) this.flush();
       progress?.(i + 1, docs.length);
-    });
-    return Promise.resolve();
+      await nextTurn(); // lets freed tensors' finalizers run (see answer.ts)
+    }
   }
 
   async answer(questions: readonly StreamQuestion[], progress?: ProgressFn): Promise<string[]> {
     this.checkLive();
     const prompts = questions.map((q) => qaPrompt(this.ctxOwn, q.question));
-    return Promise.resolve(answerPrompts(this.ctxOwn, prompts, { progress }));
+    return answerPrompts(this.ctxOwn, prompts, { progress });
   }
 
   /** The weighted loss of a document under the current weights, without training (diagnostics, tests). */

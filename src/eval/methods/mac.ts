@@ -16,7 +16,7 @@ import type { Tensor } from "../../tensor/index.js";
 import { noGrad, scope } from "../../tensor/index.js";
 import { native } from "../../tensor/native.js";
 import type { StreamDoc, StreamQuestion } from "../stream.js";
-import { answerPrompts, qaPrompt } from "./answer.js";
+import { answerPrompts, nextTurn, qaPrompt } from "./answer.js";
 import type { MethodContext, MethodName, ProgressFn, QaMethod } from "./types.js";
 
 /** What bm25_mac needs of a retrieval method (src/eval/methods/retrieve.ts RetrievalMethod): index, prompts. */
@@ -69,7 +69,8 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
             { onDuplicate: "skip" },
           );
         });
-        native.mallocTrim(); // see answer.ts: variable-length batches fragment the C heap
+        await nextTurn(); // see answer.ts
+        native.mallocTrim();
         progress?.(Math.min(docs.length, i + adaptBatch), docs.length);
       }
       await o.retrieval?.adapt(docs);
@@ -86,7 +87,7 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
       const full: Tensor | null = o.groupSize ? null : noGrad(() => bank.loadAll());
       try {
         const prompts = o.retrieval ? o.retrieval.prompts(questions) : questions.map((q) => qaPrompt(ctx, q.question));
-        return answerPrompts(ctx, prompts, {
+        return await answerPrompts(ctx, prompts, {
           progress,
           modulate: (start, end) => {
             const q0 = mac.encodeQuestions(questions.slice(start, end).map((q) => q.question)); // (B, T, d)

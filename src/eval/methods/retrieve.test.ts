@@ -52,7 +52,7 @@ describe("bm25 method (tiny GPT-2)", () => {
     const answers = await m.answer(QUESTIONS, (done, total) => progress.push([done, total]));
     expect(answers).toHaveLength(3);
     // The answers are the base LM's greedy continuations of exactly those prompts.
-    expect(answers).toEqual(answerPrompts(ctx, prompts));
+    expect(answers).toEqual(await answerPrompts(ctx, prompts));
     expect(progress).toEqual([
       [2, 3],
       [3, 3],

@@ -75,7 +75,7 @@ export class RetrievalMethod implements QaMethod {
   }
 
   answer(questions: readonly StreamQuestion[], progress?: ProgressFn): Promise<string[]> {
-    return Promise.resolve(answerPrompts(this.ctx, this.prompts(questions), { progress }));
+    return answerPrompts(this.ctx, this.prompts(questions), { progress });
   }
 
   dispose(): void {
