@@ -199,6 +199,7 @@ function defineCommands(program: Command, io: CliIO): void {
     .option("--batch-size <n>", "questions answered per batch", parseIntArg("--batch-size", 1))
     .option("--lr <x>", "fine-tuning learning rate (default: chosen on validation documents)", parseFloatArg("--lr"))
     .option("--no-cost", "skip the aggregation cost points")
+    .option("--report-only", "run nothing; rewrite results.json and the report from what has finished")
     .addOption(new Option("--worker <unit>").hideHelp())
     .addOption(cacheOption())
     .action(async (opts: import("./commands/eval.js").EvalCommandOptions) => {

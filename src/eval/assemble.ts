@@ -78,11 +78,15 @@ export function collectResults(spec: EvalSpec, out: string): ResultsInput {
   const started = existsSync(startedFile(out))
     ? (readJson(startedFile(out)).started_at as string)
     : new Date().toISOString();
+  // Remarks about the run written by hand (a JSON array of strings), e.g. what disturbed a measurement.
+  const notesFile = join(out, "notes.json");
+  const notes = existsSync(notesFile) ? (JSON.parse(readFileSync(notesFile, "utf8")) as string[]) : undefined;
   const commit = git(["rev-parse", "HEAD"])?.trim() ?? null;
   const status = git(["status", "--porcelain", "--untracked-files=no"]);
   return {
     n_docs: nDocs,
     n_questions: nQuestions,
+    ...(notes ? { notes } : {}),
     methods: fillNotRun(methods, "not selected (--methods)"),
     retention,
     retention_f1: retentionF1,

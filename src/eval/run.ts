@@ -119,6 +119,8 @@ export function prepareOut(specIn: EvalSpecInput, out: string): EvalSpec {
           `eval: ${out} holds results of another run (its "${key}" was ${JSON.stringify(old[key])}, now ${JSON.stringify(spec[key])}); use another --out or delete it`,
         );
     spec.methods = [...new Set([...old.methods, ...spec.methods])].filter((m) => spec.methods.includes(m));
+    // The report's "reproduce" command is the one that started the run (a resume is the same command).
+    if (old.command) spec.command = old.command;
   }
   writeJsonAtomic(specFile(out), spec);
   const started = join(out, "started.json");
@@ -133,6 +135,8 @@ export interface EvalHooks {
   inProcess?: boolean;
   /** The command that runs a worker: [executable, ...args] before "eval --worker ..." (default: this CLI). */
   workerCommand?: string[];
+  /** Run nothing: only (re)write results.json and the report from the units finished so far. */
+  reportOnly?: boolean;
 }
 
 /** The work units of a run, in order: every method, then the cost points. */
@@ -160,7 +164,7 @@ export async function runEval(specIn: EvalSpecInput, out: string, hooks: EvalHoo
   const log = hooks.log ?? (() => {});
   const failed: string[] = [];
   const cmd = hooks.workerCommand ?? [process.execPath, ...process.execArgv, process.argv[1]!];
-  for (const u of units(spec, out)) {
+  for (const u of hooks.reportOnly ? [] : units(spec, out)) {
     if (existsSync(u.file)) {
       log(`${u.id}: done earlier (${u.file})`);
       continue;

@@ -25,6 +25,7 @@ export interface EvalCommandOptions {
   lr?: number;
   cost?: boolean;
   worker?: string;
+  reportOnly?: boolean;
   cache?: string;
 }
 
@@ -111,7 +112,10 @@ export async function run(o: EvalCommandOptions, io: CliIO): Promise<void> {
     ...(o.cost === false ? { cost: { ...fromFile.cost, enabled: false } } : {}),
     command: `mac-lm ${process.argv.slice(2).join(" ")}`,
   };
-  const failed = await runEval(spec, o.out, { log: (l) => io.stderr.write(`eval: ${l}\n`) });
+  const failed = await runEval(spec, o.out, {
+    log: (l) => io.stderr.write(`eval: ${l}\n`),
+    reportOnly: o.reportOnly,
+  });
   io.stdout.write(`eval: results in ${o.out}/results.json, report ${o.out}/report.md\n`);
   if (failed.length > 0)
     throw new MacLmError("MACLM_EVAL_FAILED", `eval: ${failed.join(", ")} failed; rerun the same command to retry`);
