@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import cliProgress from "cli-progress";
 import { MacLmError } from "../../errors.js";
-import { type EvalSpecInput, runEval } from "../../eval/run.js";
+import { ALL_METHODS, type EvalSpecInput, runEval } from "../../eval/run.js";
 import type { MethodName } from "../../eval/methods/types.js";
 import type { CliIO } from "../main.js";
 
@@ -92,17 +92,7 @@ export async function run(o: EvalCommandOptions, io: CliIO): Promise<void> {
     cache: o.cache ?? fromFile.cache,
     methods: o.methods
       ? (o.methods.split(",").map((s) => s.trim()) as MethodName[])
-      : (fromFile.methods ?? [
-          "none",
-          "mac",
-          "mac_hierarchical",
-          "uniform",
-          "salient_spans",
-          "camels",
-          "bm25",
-          "dense",
-          "bm25_mac",
-        ]),
+      : (fromFile.methods ?? [...ALL_METHODS]),
     ...(o.format ? { format: o.format as EvalSpecInput["format"] } : {}),
     ...(o.split ? { split: o.split as EvalSpecInput["split"] } : {}),
     ...(o.decoding ? { decoding: o.decoding as EvalSpecInput["decoding"] } : {}),
