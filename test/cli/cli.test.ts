@@ -1,35 +1,16 @@
 // The mac-lm command end to end: bin/mac-lm.js run as a child process (through tsx when dist/ is not built),
 // against a temporary cache and a local HTTP server standing in for the Hugging Face hub.
-import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliResult, cli } from "../helpers/cli.js";
 import { type HubServer, startHubServer } from "../helpers/hub-server.js";
 import { main, parseFloatArg, parseIntArg } from "../../src/cli/main.js";
 
-const BIN = resolve("bin/mac-lm.js");
 const GPT2_TINY = resolve("test/fixtures/models/gpt2-tiny");
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
-}
+type Run = CliResult;
 
 /** The same CLI in this process (main() with captured output): fast, for everything but the bin/tsx path. */
 async function inproc(args: string[], env: Record<string, string> = {}): Promise<Run> {

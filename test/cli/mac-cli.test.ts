@@ -1,28 +1,16 @@
 // `mac-lm train`, `adapt` and `ask` end to end as child processes, on the real default configuration (SmolLM2 +
 // MiniLM from the model cache, which CI fills with scripts/fetch-models.sh): a short training run that is resumed,
 // then online adaptation into a durable bank and questions answered with and without it.
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { cli } from "../helpers/cli.js";
 import { cachedFile } from "../helpers/model-cache.js";
 
-const BIN = resolve("bin/mac-lm.js");
 const smol = cachedFile("SmolLM2-135M-Instruct.Q4_1.gguf");
 const mini = cachedFile("all-MiniLM-L6-v2", "model.safetensors");
 const present = smol.present && mini.present;
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
-}
 
 const dir = mkdtempSync(join(tmpdir(), "mac-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

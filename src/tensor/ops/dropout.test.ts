@@ -3,30 +3,13 @@ import { expectClose, gradCheck } from "../../../test/helpers/numeric.js";
 import { MacLmError } from "../../errors.js";
 import { Tensor, dropout, grad, scope } from "../index.js";
 import { randn } from "../random.js";
+import { refDropoutKeep } from "../reference/dropout.js";
 
-// The mask, written independently from the description in native/kernels/dropout.cc: keep element i iff
-// (mix32(mix32(i ^ k1) ^ k2) >>> 8) ≥ round(p·2^24), k = splitmix64(seed) (i < 2^32 here, so hi32(i) = 0).
-const M64 = (1n << 64n) - 1n;
-function splitmix64(seed: bigint): bigint {
-  let z = (seed + 0x9e3779b97f4a7c15n) & M64;
-  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M64;
-  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M64;
-  return z ^ (z >> 31n);
-}
-function mix32(x: number): number {
-  x = (x ^ (x >>> 16)) >>> 0;
-  x = Math.imul(x, 0x7feb352d) >>> 0;
-  x = (x ^ (x >>> 15)) >>> 0;
-  x = Math.imul(x, 0x846ca68b) >>> 0;
-  return (x ^ (x >>> 16)) >>> 0;
-}
-function refKeep(seed: number, p: number, n: number): boolean[] {
-  const k = splitmix64(BigInt.asUintN(64, BigInt(seed)));
-  const k1 = Number(k & 0xffffffffn);
-  const k2 = Number(k >> 32n);
-  const thresh = Math.round(p * 2 ** 24);
-  return Array.from({ length: n }, (_, i) => mix32(mix32((i ^ k1) >>> 0) ^ k2) >>> 8 >= thresh);
-}
+// The mask, written independently from native/kernels/dropout_mask.h (src/tensor/reference/dropout.ts).
+const refKeep = (seed: number, p: number, n: number): boolean[] => {
+  const keep = refDropoutKeep(seed, p);
+  return Array.from({ length: n }, (_, i) => keep(i));
+};
 
 describe("dropout", () => {
   it("p = 0 and training = false return the input itself (no copy, no graph node)", () =>
