@@ -6,13 +6,12 @@
  * The model comes back in evaluation mode (dropout off), like Hugging Face's from_pretrained; call train() to turn
  * dropout on (MAC leaves GPT-2's dropout on during meta-training) and freeze() to keep its weights fixed.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { MacLmError } from "../errors.js";
 import { openGguf } from "../io/gguf.js";
-import { openSafetensorsDir } from "../io/safetensors.js";
-import type { WeightSource } from "./checkpoint.js";
 import type { Json } from "./config-fields.js";
+import { filled, loadSafetensorsFolder, readHfConfig } from "./hf-folder.js";
 import { gpt2ConfigFromJson } from "./gpt2/config.js";
 import { GPT2LMHeadModel } from "./gpt2/model.js";
 import { loadGPT2Weights } from "./gpt2/weights.js";
@@ -26,23 +25,20 @@ export interface LoadCausalLMOptions {
   freeze?: boolean;
 }
 
-/** A model whose weights are about to be loaded: on a failed load its memory is freed before rethrowing. */
-function filled<M extends CausalLM>(model: M, fill: (m: M) => void): M {
-  try {
-    fill(model);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
-}
-
 /** config.json model_type -> the model built from that config and filled from the checkpoint. */
-const FAMILIES: Record<string, (json: Json, source: string, src: WeightSource) => CausalLM> = {
-  gpt2: (json, source, src) =>
-    filled(new GPT2LMHeadModel(gpt2ConfigFromJson(json, source), { init: false }), (m) => loadGPT2Weights(m, src)),
-  llama: (json, source, src) =>
-    filled(new LlamaForCausalLM(llamaConfigFromJson(json, source), { init: false }), (m) => loadLlamaWeights(m, src)),
+const FAMILIES: Record<string, (json: Json, source: string, dir: string) => CausalLM> = {
+  gpt2: (json, source, dir) =>
+    loadSafetensorsFolder(
+      dir,
+      () => new GPT2LMHeadModel(gpt2ConfigFromJson(json, source), { init: false }),
+      loadGPT2Weights,
+    ),
+  llama: (json, source, dir) =>
+    loadSafetensorsFolder(
+      dir,
+      () => new LlamaForCausalLM(llamaConfigFromJson(json, source), { init: false }),
+      loadLlamaWeights,
+    ),
 };
 
 /** The model families a config.json's model_type may name. */
@@ -58,27 +54,13 @@ function isGguf(file: string): boolean {
   }
 }
 
-function readConfig(dir: string): Json {
-  const file = join(dir, "config.json");
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new MacLmError("MACLM_BAD_CHECKPOINT", `${file}: cannot read config (${(e as Error).message})`, { cause: e });
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json))
-    throw new MacLmError("MACLM_BAD_CHECKPOINT", `${file}: expected a JSON object`);
-  return json as Json;
-}
-
 function fromGguf(file: string): CausalLM {
   const g = openGguf(file);
   return filled(new LlamaForCausalLM(llamaConfigFromGguf(g), { init: false }), (m) => loadLlamaGguf(m, g));
 }
 
 function fromHfFolder(dir: string): CausalLM {
-  const json = readConfig(dir);
-  const source = join(dir, "config.json");
+  const { json, source } = readHfConfig(dir);
   const type = json.model_type;
   const build = typeof type === "string" && Object.hasOwn(FAMILIES, type) ? FAMILIES[type] : undefined;
   if (!build)
@@ -86,16 +68,7 @@ function fromHfFolder(dir: string): CausalLM {
       "MACLM_BAD_CHECKPOINT",
       `${source}: model_type ${JSON.stringify(type)} is not a supported causal LM (${CAUSAL_LM_TYPES.join(", ")})`,
     );
-  const reader = openSafetensorsDir(dir);
-  try {
-    return build(json, source, {
-      path: reader.path,
-      names: reader.names,
-      load: (n) => reader.load(n, { dtype: "float32" }),
-    });
-  } finally {
-    reader.close();
-  }
+  return build(json, source, dir);
 }
 
 /** Loads a Hugging Face folder or a GGUF file (see the module comment). */

@@ -4,12 +4,8 @@
  * are ignored), the old TF-converted LayerNorm names (gamma/beta), and the position_ids buffer that older
  * transformers saved. The pooler is loaded when the checkpoint has one (loadBert builds the model accordingly).
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { MacLmError } from "../../errors.js";
-import { openSafetensorsDir } from "../../io/safetensors.js";
 import { type WeightSource, fillParameters } from "../checkpoint.js";
-import type { Json } from "../config-fields.js";
+import { loadSafetensorsFolder, readHfConfig } from "../hf-folder.js";
 import { bertConfigFromJson } from "./config.js";
 import { BertModel } from "./model.js";
 
@@ -47,39 +43,13 @@ export interface LoadBertOptions {
  * transformer at their root, so the same call loads them.
  */
 export function loadBert(dir: string, opts: LoadBertOptions = {}): BertModel {
-  const source = join(dir, "config.json");
-  let json: Json;
-  try {
-    json = JSON.parse(readFileSync(source, "utf8")) as Json;
-  } catch (e) {
-    throw new MacLmError("MACLM_BAD_CHECKPOINT", `${source}: cannot read config (${(e as Error).message})`, {
-      cause: e,
-    });
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json))
-    throw new MacLmError("MACLM_BAD_CHECKPOINT", `${source}: expected a JSON object`);
-  const type = json.model_type;
-  if (type !== undefined && type !== "bert")
-    throw new MacLmError("MACLM_BAD_CHECKPOINT", `${source}: model_type ${JSON.stringify(type)} is not "bert"`);
+  const { json, source } = readHfConfig(dir, "bert");
   const config = bertConfigFromJson(json, source);
-  const reader = openSafetensorsDir(dir);
-  try {
-    const hasPooler = reader.names.some((n) => /^(bert\.)?pooler\.dense\.weight$/.test(n));
-    const model = new BertModel(config, { pooler: opts.pooler ?? hasPooler });
-    try {
-      loadBertWeights(model, {
-        path: reader.path,
-        names: reader.names,
-        load: (n) => reader.load(n, { dtype: "float32" }),
-      });
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
-    model.eval();
-    if (opts.freeze) model.freeze();
-    return model;
-  } finally {
-    reader.close();
-  }
+  return loadSafetensorsFolder(
+    dir,
+    (names) =>
+      new BertModel(config, { pooler: opts.pooler ?? names.some((n) => /^(bert\.)?pooler\.dense\.weight$/.test(n)) }),
+    loadBertWeights,
+    opts,
+  );
 }

@@ -6,12 +6,8 @@
  * shared.weight (some T5EncoderModel exports) gives it through encoder.embed_tokens.weight. Building without the
  * decoder or without the LM head ignores their entries.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { MacLmError } from "../../errors.js";
-import { openSafetensorsDir } from "../../io/safetensors.js";
 import { type WeightSource, fillParameters } from "../checkpoint.js";
-import type { Json } from "../config-fields.js";
+import { loadSafetensorsFolder, readHfConfig } from "../hf-folder.js";
 import { t5ConfigFromJson } from "./config.js";
 import { type T5LmHead, T5Model } from "./model.js";
 
@@ -48,40 +44,12 @@ export interface LoadT5Options {
 
 /** A T5Model from a Hugging Face folder (config.json + model.safetensors or a sharded index), in evaluation mode. */
 export function loadT5(dir: string, opts: LoadT5Options = {}): T5Model {
-  const source = join(dir, "config.json");
-  let json: Json;
-  try {
-    json = JSON.parse(readFileSync(source, "utf8")) as Json;
-  } catch (e) {
-    throw new MacLmError("MACLM_BAD_CHECKPOINT", `${source}: cannot read config (${(e as Error).message})`, {
-      cause: e,
-    });
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json))
-    throw new MacLmError("MACLM_BAD_CHECKPOINT", `${source}: expected a JSON object`);
-  if (json.model_type !== undefined && json.model_type !== "t5")
-    throw new MacLmError(
-      "MACLM_BAD_CHECKPOINT",
-      `${source}: model_type ${JSON.stringify(json.model_type)} is not "t5"`,
-    );
+  const { json, source } = readHfConfig(dir, "t5");
   const config = t5ConfigFromJson(json, source);
-  const reader = openSafetensorsDir(dir);
-  try {
-    const model = new T5Model(config, { decoder: opts.decoder, lmHead: opts.lmHead });
-    try {
-      loadT5Weights(model, {
-        path: reader.path,
-        names: reader.names,
-        load: (n) => reader.load(n, { dtype: "float32" }),
-      });
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
-    model.eval();
-    if (opts.freeze) model.freeze();
-    return model;
-  } finally {
-    reader.close();
-  }
+  return loadSafetensorsFolder(
+    dir,
+    () => new T5Model(config, { decoder: opts.decoder, lmHead: opts.lmHead }),
+    loadT5Weights,
+    opts,
+  );
 }
