@@ -9,14 +9,11 @@
  * The machine is shared and noisy, so ours and the reference alternate in rounds (a Python server measures the
  * reference, see engine_reference.py); each figure is the median over rounds of per-round medians.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Tensor, grad, native, noGrad, scope } from "../../src/tensor/index.js";
 import { randn } from "../../src/tensor/random.js";
+import { PythonReference, median, round3 } from "./common.js";
 import { GPT2Block } from "./gpt2-block.js";
 
 const { values: args } = parseArgs({
@@ -32,9 +29,6 @@ const reps = Number(args.reps);
 const sizes = args.quick ? [256, 512] : [256, 512, 1024, 2048];
 const shape = { B: 4, T: 256, C: 768, NH: 12 };
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;
-
 function timeMs(fn: () => void, n: number, warmup = 1): number {
   for (let i = 0; i < warmup; i++) fn();
   const ts: number[] = [];
@@ -44,40 +38,6 @@ function timeMs(fn: () => void, n: number, warmup = 1): number {
     ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   return median(ts);
-}
-
-/** The Python reference server: one JSON request per line, one reply per line. */
-class Reference {
-  private proc: ChildProcessWithoutNullStreams | null = null;
-  private lines: AsyncIterableIterator<string> | null = null;
-  failure: string | null = null;
-
-  start(): void {
-    const script = join(dirname(fileURLToPath(import.meta.url)), "engine_reference.py");
-    try {
-      this.proc = spawn(process.env.PYTHON ?? "python3", [script], { stdio: ["pipe", "pipe", "pipe"] });
-      this.proc.on("error", (e) => (this.failure = String(e)));
-      this.proc.stderr.on("data", () => undefined);
-      this.lines = createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
-    } catch (e) {
-      this.failure = String(e);
-    }
-  }
-
-  async ask(req: object): Promise<Record<string, unknown>> {
-    if (!this.proc || !this.lines || this.failure) return { error: this.failure ?? "python reference not running" };
-    this.proc.stdin.write(JSON.stringify(req) + "\n");
-    const next = await this.lines.next();
-    if (next.done) {
-      this.failure = "python reference exited";
-      return { error: this.failure };
-    }
-    return JSON.parse(next.value) as Record<string, unknown>;
-  }
-
-  stop(): void {
-    this.proc?.stdin.end();
-  }
 }
 
 function oursSgemm(n: number): number {
@@ -105,7 +65,7 @@ async function main(): Promise<void> {
   console.error(
     `mac-lm engine benchmark: ${native.numThreads()} threads, GEMM ${native.gemmBackend()}, ${rounds} rounds`,
   );
-  const ref = new Reference();
+  const ref = new PythonReference("engine_reference.py");
   ref.start();
   const hello = await ref.ask({ cmd: "hello" });
   const errors = (hello.errors ?? {}) as Record<string, string>;

@@ -13,11 +13,7 @@
  * throughput (≥ 1: ours is at least as fast). PyTorch runs with OMP_WAIT_POLICY=PASSIVE unless it is set (see
  * TORCH_OMP_WAIT_POLICY).
  */
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { greedySearch } from "../../src/generate/index.js";
 import { openGguf } from "../../src/io/gguf.js";
@@ -26,6 +22,7 @@ import type { CausalLM } from "../../src/models/types.js";
 import { Tensor, native, noGrad, scope } from "../../src/tensor/index.js";
 import { tokenizerFromGguf } from "../../src/tokenizers/index.js";
 import { cachedFile } from "../../test/helpers/model-cache.js";
+import { PythonReference, median, round3 } from "./common.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -48,9 +45,6 @@ const NEW_TOKENS = 64;
 const TORCH_OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY ?? "PASSIVE";
 const PROMPT = "Once upon a time, in a small village by the sea, there lived an old";
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;
-
 function timeMs<R>(fn: () => R, n: number): { ms: number; last: R } {
   const ts: number[] = [];
   let last: R | undefined;
@@ -60,43 +54,6 @@ function timeMs<R>(fn: () => R, n: number): { ms: number; last: R } {
     ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   return { ms: median(ts), last: last! };
-}
-
-/** The Python reference server: one JSON request per line, one reply per line. */
-class Reference {
-  private proc: ChildProcessWithoutNullStreams | null = null;
-  private lines: AsyncIterableIterator<string> | null = null;
-  failure: string | null = null;
-
-  start(): void {
-    const script = join(dirname(fileURLToPath(import.meta.url)), "models_reference.py");
-    try {
-      this.proc = spawn(process.env.PYTHON ?? "python3", [script], {
-        stdio: ["pipe", "pipe", "pipe"],
-        env: { ...process.env, OMP_WAIT_POLICY: TORCH_OMP_WAIT_POLICY },
-      });
-      this.proc.on("error", (e) => (this.failure = String(e)));
-      this.proc.stderr.on("data", () => undefined);
-      this.lines = createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
-    } catch (e) {
-      this.failure = String(e);
-    }
-  }
-
-  async ask(req: object): Promise<Record<string, unknown>> {
-    if (!this.proc || !this.lines || this.failure) return { error: this.failure ?? "python reference not running" };
-    this.proc.stdin.write(JSON.stringify(req) + "\n");
-    const next = await this.lines.next();
-    if (next.done) {
-      this.failure = "python reference exited";
-      return { error: this.failure };
-    }
-    return JSON.parse(next.value) as Record<string, unknown>;
-  }
-
-  stop(): void {
-    this.proc?.stdin.end();
-  }
 }
 
 /** FORWARD_TOKENS fixed pseudo-random ids (a 32-bit LCG), the same for both sides. */
@@ -128,7 +85,7 @@ async function main(): Promise<void> {
   console.error(
     `mac-lm model benchmark: ${native.numThreads()} threads, GEMM ${native.gemmBackend()}, ${rounds} rounds`,
   );
-  const ref = new Reference();
+  const ref = new PythonReference("models_reference.py", { OMP_WAIT_POLICY: TORCH_OMP_WAIT_POLICY });
   ref.start();
   const hello = await ref.ask({ cmd: "hello" });
   const errors = (hello.errors ?? {}) as Record<string, string>;

@@ -2,30 +2,12 @@
  * `npx tsx dev/bench/profile-block.ts [--ms]`: where the GPT-2 block's forward+backward time goes, per kernel
  * (wraps every registered CPU kernel with a timer). For development, not a benchmark of record.
  */
-import { grad, kernels, noGrad, scope } from "../../src/tensor/index.js";
+import { grad, noGrad, scope } from "../../src/tensor/index.js";
 import { randn } from "../../src/tensor/random.js";
+import { profileKernels } from "./common.js";
 import { GPT2Block } from "./gpt2-block.js";
 
-const k = kernels("cpu") as unknown as Record<string, (...a: unknown[]) => unknown>;
-const stats = new Map<string, { n: number; ms: number }>();
-// Reach the implementation object behind the proxy by wrapping through registerKernels' table.
-const { registerKernels } = await import("../../src/tensor/backend.js");
-const wrapped: Record<string, unknown> = {};
-for (const name of Object.keys(k)) {
-  const f = k[name]!;
-  wrapped[name] = (...a: unknown[]) => {
-    const t0 = process.hrtime.bigint();
-    const r = f(...a);
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    const key = name === "binary" ? `binary.${String(a[0])}` : name;
-    const s = stats.get(key) ?? { n: 0, ms: 0 };
-    s.n++;
-    s.ms += ms;
-    stats.set(key, s);
-    return r;
-  };
-}
-registerKernels("cpu", wrapped);
+const stats = profileKernels();
 
 const [B, T, C, NH] = [4, 256, 768, 12];
 const blk = new GPT2Block(C, NH, 7);

@@ -8,9 +8,9 @@
 import { parseArgs } from "node:util";
 import { greedySearch } from "../../src/generate/index.js";
 import { loadCausalLM } from "../../src/models/load.js";
-import { Tensor, kernels, native, noGrad, scope } from "../../src/tensor/index.js";
-import { registerKernels } from "../../src/tensor/backend.js";
+import { Tensor, native, noGrad, scope } from "../../src/tensor/index.js";
 import { cachedFile } from "../../test/helpers/model-cache.js";
+import { profileKernels } from "./common.js";
 
 const { values: args } = parseArgs({
   options: { model: { type: "string" }, reps: { type: "string", default: "2" } },
@@ -18,24 +18,7 @@ const { values: args } = parseArgs({
 const reps = Number(args.reps);
 const model = loadCausalLM(args.model ?? cachedFile("SmolLM2-135M-Instruct.Q4_1.gguf").path, { freeze: true });
 
-const k = kernels("cpu") as unknown as Record<string, (...a: unknown[]) => unknown>;
-const stats = new Map<string, { n: number; ms: number }>();
-const wrapped: Record<string, unknown> = {};
-for (const name of Object.keys(k)) {
-  const f = k[name]!;
-  wrapped[name] = (...a: unknown[]) => {
-    const t0 = process.hrtime.bigint();
-    const r = f(...a);
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    const key = name === "binary" ? `binary.${String(a[0])}` : name;
-    const s = stats.get(key) ?? { n: 0, ms: 0 };
-    s.n++;
-    s.ms += ms;
-    stats.set(key, s);
-    return r;
-  };
-}
-registerKernels("cpu", wrapped);
+const stats = profileKernels();
 // Native memory: allocation (zero-filled, from the block cache or a fresh mapping) and release.
 const nat = native as unknown as Record<string, (...a: unknown[]) => unknown>;
 for (const name of ["alloc", "free"]) {
