@@ -111,6 +111,12 @@ function defineCommands(program: Command, io: CliIO): void {
       parseFloatArg("--keep-ratio"),
       0.5,
     )
+    .option(
+      "--memory-per-question <m>",
+      "curriculum: each question's memory is its own document and m − 1 others of the micro-batch (0: all); train with 1 first, then resume with 0",
+      parseIntArg("--memory-per-question", 0),
+      0,
+    )
     .option("--grad-accum <n>", "micro-batches per optimizer step", parseIntArg("--grad-accum", 1), 1)
     .option("--lr <x>", "learning rate", parseFloatArg("--lr"), 1e-4)
     .option("--warmup <n>", "linear warm-up steps", parseIntArg("--warmup", 0), 50)

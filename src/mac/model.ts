@@ -13,7 +13,7 @@
 import { MacLmError } from "../errors.js";
 import type { CausalLM, Modulation } from "../models/types.js";
 import { Module } from "../nn/module.js";
-import { Tensor, concat, crossEntropy, detach, noGrad, reshape, scope } from "../tensor/index.js";
+import { Tensor, concat, crossEntropy, detach, indexSelect, noGrad, reshape, scope } from "../tensor/index.js";
 import type { Tokenizer } from "../tokenizers/index.js";
 import { generate, type GenerateOptions } from "../generate/index.js";
 import type { Aggregator } from "./aggregate/aggregator.js";
@@ -121,14 +121,35 @@ export class MacModel extends Module {
    * MAC's training loss for a batch: every question attends to all K documents' entries (its own among them);
    * cross-entropy over the answer tokens (+EOS) only, averaged over tokens. `gradDocs` documents (the first ones:
    * the questions' own, as in the reference) carry gradients, the rest are encoded without (backpropagation dropout).
+   *
+   * With `memoryPerQuestion` = m (1 ≤ m < K), question i attends instead to a memory of its own: documents
+   * i, i+1, …, i+m−1 (mod K) — its own and m − 1 distractors (rows are shuffled). m = 1 is the curriculum's first
+   * stage, where a question sees only its own document: it makes the networks carry a document's content into φ*
+   * before they have to find the right document among many (test/mac/synthetic-mac.ts: without it the loss does
+   * not move; results/training/README.md: trained at K = 8 from the start, the SQuAD checkpoint ignored content).
    */
-  loss(documents: readonly string[], qa: readonly QaExample[], opts: { gradDocs?: number } = {}): Tensor {
+  loss(
+    documents: readonly string[],
+    qa: readonly QaExample[],
+    opts: { gradDocs?: number; memoryPerQuestion?: number } = {},
+  ): Tensor {
     const K = documents.length;
     const keep = Math.min(K, opts.gradDocs ?? K);
+    const m = opts.memoryPerQuestion ?? 0;
+    if (!Number.isInteger(m) || m < 0)
+      throw new MacLmError("MACLM_BAD_ARGUMENT", `MacModel.loss: memoryPerQuestion ${m} must be an integer ≥ 0`);
+    if (m > 0 && qa.length > K)
+      throw new MacLmError("MACLM_BAD_ARGUMENT", `MacModel.loss: ${qa.length} questions but ${K} documents`);
     const parts: Tensor[] = [];
     if (keep > 0) parts.push(this.amortize(documents.slice(0, keep)));
     if (keep < K) parts.push(noGrad(() => detach(this.amortize(documents.slice(keep)))));
-    const memory = parts.length === 1 ? parts[0]! : concat(parts, 0); // (K, T, d)
+    let memory = parts.length === 1 ? parts[0]! : concat(parts, 0); // (K, T, d)
+    if (m > 0 && m < K) {
+      const B = qa.length;
+      const idx = Tensor.zeros([B, m], "int32");
+      for (let i = 0; i < B; i++) for (let j = 0; j < m; j++) idx.data[i * m + j] = (i + j) % K;
+      memory = indexSelect(memory, idx); // (B, m, T, d): one memory per question
+    }
     const q0 = this.encodeQuestions(qa.map((e) => e.question)); // (B, T, d)
     const modulation = this.modulate(q0, memory);
     return this.answerLoss(qa, modulation);

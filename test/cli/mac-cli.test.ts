@@ -57,14 +57,20 @@ describe.skipIf(!present)(`mac-lm train / adapt / ask${present ? "" : smol.skipN
     const first = await cli(["train", ...common, "--steps", "1"]);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/trained to step 1/);
-    const second = await cli(["train", ...common, "--steps", "2"]);
+    // A curriculum in two stages: the second resumes with each question's memory its own document alone.
+    const second = await cli(["train", ...common, "--steps", "2", "--memory-per-question", "1"]);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/resumed from .*step-0000001 \(step 1\)/);
-    const steps = readFileSync(join(run, "metrics.jsonl"), "utf8")
+    const lines = readFileSync(join(run, "metrics.jsonl"), "utf8")
       .trim()
       .split("\n")
-      .map((l) => JSON.parse(l) as { step: number });
-    expect(steps.map((s) => s.step)).toEqual([1, 2]);
+      .map((l) => JSON.parse(l) as { kind: string; step?: number; memoryPerQuestion?: number });
+    expect(lines.map((l) => [l.kind, l.step ?? l.memoryPerQuestion])).toEqual([
+      ["start", 0],
+      ["step", 1],
+      ["start", 1],
+      ["step", 2],
+    ]);
     expect(JSON.parse(readFileSync(join(run, "split.json"), "utf8")).val).toHaveLength(1);
   }, 240_000);
 

@@ -13,11 +13,14 @@ export interface Tolerance {
 
 /** Asserts |a - e| <= atol + rtol·|e| elementwise; the failure message lists the worst elements. */
 export function expectClose(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
+  actualIn: number | ArrayLike<number>,
+  expectedIn: number | ArrayLike<number>,
   tol: Tolerance = {},
   label = "",
 ): void {
+  // A bare number is a one-element array (a number's .length is undefined: it would compare nothing).
+  const actual = typeof actualIn === "number" ? [actualIn] : actualIn;
+  const expected = typeof expectedIn === "number" ? [expectedIn] : expectedIn;
   const rtol = tol.rtol ?? 1e-5;
   const atol = tol.atol ?? 1e-6;
   expect(actual.length, `${label} length`).toBe(expected.length);

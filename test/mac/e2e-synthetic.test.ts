@@ -56,10 +56,10 @@ describe("MAC end to end on the synthetic stream", () => {
     const stageLoss: number[] = [];
     for (const [i, stage] of TRAIN_SCHEDULE.entries()) {
       mac.trainGroupSize = stage.trainGroupSize ?? 0;
-      mac.memoryPerQuestion = stage.memoryPerQuestion ?? 0;
       const trainer = new MacTrainer(mac, train.examples, [], {
         steps: stage.steps,
         batchSize: stage.batchSize,
+        memoryPerQuestion: stage.memoryPerQuestion ?? 0,
         lr: stage.lr ?? 1e-3,
         warmupSteps: 30,
         clip: 1,
@@ -76,7 +76,6 @@ describe("MAC end to end on the synthetic stream", () => {
       stageLoss.push(tail.reduce((a, b) => a + b, 0) / tail.length);
     }
     mac.trainGroupSize = 0;
-    mac.memoryPerQuestion = 0;
     const trainSeconds = (performance.now() - t0) / 1000;
     mac.eval();
     // The base LM was never touched.

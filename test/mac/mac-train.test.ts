@@ -54,6 +54,36 @@ describe("MAC training", () => {
     mac.base.dispose();
   });
 
+  it("memoryPerQuestion gives each question its own document and the next m − 1 as its whole memory", () => {
+    const mac = tinyMac({ seed: 4 });
+    mac.eval(); // no dropout: the batched and the one-question losses must agree
+    const docs = TINY_EXAMPLES.slice(0, 3).map((e) => e.document);
+    // Answers of equal length (char tokenizer: equal token counts), so the token mean is the mean over questions.
+    const qa = ["mirefall", "a bakers", "18431843"].map((answer, i) => ({
+      question: TINY_EXAMPLES[i]!.question,
+      answer,
+    }));
+    const lossOf = (d: string[], q: typeof qa, m?: number): number =>
+      scope(() => mac.loss(d, q, m === undefined ? {} : { memoryPerQuestion: m }).item());
+    const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    // m = 1: question i sees document i alone.
+    expectClose(lossOf(docs, qa, 1), mean(qa.map((q, i) => lossOf([docs[i]!], [q]))), { atol: 1e-5, rtol: 1e-5 });
+    // m = 2: question i sees documents i and i + 1 (mod K).
+    expectClose(lossOf(docs, qa, 2), mean(qa.map((q, i) => lossOf([docs[i]!, docs[(i + 1) % 3]!], [q]))), {
+      atol: 1e-5,
+      rtol: 1e-5,
+    });
+    // m = K or 0: the shared memory of all K documents.
+    expect(lossOf(docs, qa, 3)).toBe(lossOf(docs, qa));
+    expect(lossOf(docs, qa, 0)).toBe(lossOf(docs, qa));
+    expect(() => mac.loss(docs, qa, { memoryPerQuestion: -1 })).toThrow(/memoryPerQuestion -1/);
+    expect(() => new MacTrainer(mac, TINY_EXAMPLES, [], { steps: 1, batchSize: 4, memoryPerQuestion: 5 })).toThrow(
+      /memoryPerQuestion 5 must be an integer in \[0, batchSize 4\]/,
+    );
+    mac.dispose();
+    mac.base.dispose();
+  });
+
   it.each([
     ["a trained encoder", true],
     ["a frozen, cached encoder", false],

@@ -36,7 +36,7 @@
 import { Aggregator } from "../../src/mac/aggregate/aggregator.js";
 import type { MemorySource } from "../../src/mac/aggregate/hierarchical.js";
 import { EncoderQueriesAmortizer } from "../../src/mac/amortize/amortizer.js";
-import { type AggregationMode, MacModel, type QaExample } from "../../src/mac/model.js";
+import { type AggregationMode, MacModel } from "../../src/mac/model.js";
 import { createModulation, type ModulationKind } from "../../src/mac/modulation/index.js";
 import type { TrainExample } from "../../src/mac/train/trainer.js";
 import { syntheticStream, type SyntheticSplit } from "../../src/data/synthetic.js";
@@ -46,37 +46,20 @@ import { BertModel } from "../../src/models/bert/model.js";
 import type { GPT2LMHeadModel } from "../../src/models/gpt2/model.js";
 import { loadCausalLM } from "../../src/models/load.js";
 import type { Modulation } from "../../src/models/types.js";
-import { Tensor, indexSelect } from "../../src/tensor/index.js";
+import type { Tensor } from "../../src/tensor/index.js";
 import { Rng } from "../../src/tensor/random.js";
 import { WordTokenizer } from "../../src/tokenizers/word.js";
 
 export const GPT2_SYNTHETIC = "test/fixtures/models/gpt2-synthetic";
 
 /**
- * MacModel with two training-only options (answering, amortization and aggregation at test time are MacModel's):
- *  - trainGroupSize: the training loss aggregates hierarchically (groups of trainGroupSize) on every other call,
- *    over the whole memory otherwise: the reference's hierarchy_aware option (mac-reference 1.5, off there);
- *  - memoryPerQuestion: the curriculum's small memories, one per question, in micro-batches of many questions.
+ * MacModel with a training-only option (answering, amortization and aggregation at test time are MacModel's):
+ * trainGroupSize: the training loss aggregates hierarchically (groups of trainGroupSize) on every other call,
+ * over the whole memory otherwise: the reference's hierarchy_aware option (mac-reference 1.5, off there).
  */
 export class HierarchyAwareMac extends MacModel {
   trainGroupSize = 0;
-  /**
-   * Training memory per question: its own document and the next memoryPerQuestion − 1 documents of the micro-batch
-   * (rows are shuffled, so they are random distractors); 0: all of the micro-batch's documents (MacModel.loss).
-   */
-  memoryPerQuestion = 0;
   #calls = 0;
-
-  override loss(documents: readonly string[], qa: readonly QaExample[], opts: { gradDocs?: number } = {}): Tensor {
-    const K = documents.length;
-    const m = this.memoryPerQuestion;
-    if (m <= 0 || m >= K) return super.loss(documents, qa, opts);
-    const all = this.amortize(documents); // (K, T, d)
-    const idx = Tensor.zeros([qa.length, m], "int32");
-    for (let i = 0; i < qa.length; i++) for (let j = 0; j < m; j++) idx.data[i * m + j] = (i + j) % K;
-    const memory = indexSelect(all, idx); // (B, m, T, d): one memory per question
-    return this.answerLoss(qa, super.modulate(this.encodeQuestions(qa.map((e) => e.question)), memory));
-  }
 
   override modulate(q0: Tensor, memory: Tensor | MemorySource, mode: AggregationMode = {}): Modulation {
     if (mode.groupSize === undefined && this.training && this.trainGroupSize > 0 && this.#calls++ % 2 === 1)
@@ -161,7 +144,7 @@ export interface TrainStage {
   /** Rows (documents and their questions) per micro-batch: the memory size K unless memoryPerQuestion is set. */
   batchSize: number;
   steps: number;
-  /** HierarchyAwareMac.memoryPerQuestion (0: the whole micro-batch). */
+  /** MacTrainer's memoryPerQuestion: the curriculum's small memories, one per question (0: the whole micro-batch). */
   memoryPerQuestion?: number;
   /** Hierarchy-aware training: aggregate in groups of this size on every other step (0: never). */
   trainGroupSize?: number;

@@ -11,6 +11,7 @@ export interface TrainCommandOptions {
   steps: number;
   batchSize: number;
   keepRatio: number;
+  memoryPerQuestion: number;
   gradAccum: number;
   lr: number;
   warmup: number;
@@ -58,6 +59,7 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
         steps: o.steps,
         batchSize: o.batchSize,
         keepRatio: o.keepRatio,
+        memoryPerQuestion: o.memoryPerQuestion,
         gradAccum: o.gradAccum,
         lr: o.lr,
         warmupSteps: o.warmup,

@@ -1,7 +1,9 @@
 /**
  * A complete training run from files: a MAC config, a SQuAD-format data file split by article, a run folder with
  * checkpoints (resumed when present), config.json and metrics.jsonl (one JSON line per step/eval event, appended, so
- * the training curve survives interruptions). Used by `mac-lm train`.
+ * the training curve survives interruptions; each invocation first appends a "start" line with its training options,
+ * so a curriculum run in stages, e.g. --memory-per-question 1 then 0, records which steps ran how). Used by
+ * `mac-lm train`.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -55,6 +57,7 @@ export async function runTraining(opts: RunOptions): Promise<RunResult> {
     checkpointDir: join(opts.out, "checkpoints"),
   });
   const metrics = join(opts.out, "metrics.jsonl");
+  appendFileSync(metrics, JSON.stringify({ kind: "start", ...opts.train, time: new Date().toISOString() }) + "\n");
   try {
     for (const ev of trainer.fit()) {
       if (ev.kind === "step" || ev.kind === "eval")

@@ -44,6 +44,11 @@ export interface TrainOptions {
   batchSize: number;
   /** Backpropagation dropout keep ratio ρ ∈ (0, 1]. */
   keepRatio?: number;
+  /**
+   * Curriculum: each question's memory is its own document and memoryPerQuestion − 1 others of the micro-batch
+   * instead of all batchSize (MacModel.loss); 0 (default): all. Train with 1 first, then resume with 0.
+   */
+  memoryPerQuestion?: number;
   gradAccum?: number;
   lr?: number;
   warmupSteps?: number;
@@ -94,6 +99,7 @@ export class MacTrainer {
       );
     this.o = {
       keepRatio: 1,
+      memoryPerQuestion: 0,
       gradAccum: 1,
       lr: 1e-4,
       warmupSteps: 0,
@@ -108,6 +114,12 @@ export class MacTrainer {
     };
     if (!(this.o.keepRatio > 0 && this.o.keepRatio <= 1))
       throw new MacLmError("MACLM_BAD_ARGUMENT", `train: keepRatio ${this.o.keepRatio} must be in (0, 1]`);
+    const m = this.o.memoryPerQuestion;
+    if (!Number.isInteger(m) || m < 0 || m > opts.batchSize)
+      throw new MacLmError(
+        "MACLM_BAD_ARGUMENT",
+        `train: memoryPerQuestion ${m} must be an integer in [0, batchSize ${opts.batchSize}]`,
+      );
     this.opt = new AdamW(
       model.trainableParameters().map(([, t]) => t),
       { lr: this.o.lr, weightDecay: this.o.weightDecay },
@@ -174,7 +186,7 @@ export class MacTrainer {
           const loss = this.model.loss(
             rows.map((r) => r.document),
             rows.slice(0, keep).map((r) => ({ question: r.question, answer: trainingAnswer(r.answers) })),
-            { gradDocs: keep },
+            { gradDocs: keep, memoryPerQuestion: this.o.memoryPerQuestion },
           );
           lossSum += loss.item();
           return grad(loss, params);
