@@ -3,6 +3,7 @@
  * documents say? For held-out questions, the answer-token loss (the training objective, nats per token) of the frozen
  * LM with:
  *   none       no modulation;
+ *   alone      a memory of the question's own document only (the curriculum's first stage, --memory-per-question 1);
  *   own        a memory of K = 8 documents that contains the question's own document (as in training);
  *   others     a memory of 8 other documents of the same articles (the answer is in none of them).
  * own < others means the modulation carries document content; own ≈ others < none means it only learned the answer
@@ -31,7 +32,7 @@ const K = 8;
 const n = Math.min(Number(values.questions), examples.length);
 const step = Math.max(1, Math.floor(examples.length / n));
 const sample = Array.from({ length: n }, (_, i) => examples[i * step]!);
-const sums = { none: 0, own: 0, others: 0 };
+const sums = { none: 0, alone: 0, own: 0, others: 0 };
 noGrad(() => {
   for (const [i, e] of sample.entries()) {
     const own = docs.indexOf(e.document);
@@ -43,6 +44,7 @@ noGrad(() => {
     scope(() => {
       sums.none += mac.answerLoss(qa).item();
       const q0 = mac.encodeQuestions([e.question]);
+      sums.alone += mac.answerLoss(qa, mac.modulate(q0, mac.amortize([e.document]))).item();
       sums.own += mac.answerLoss(qa, mac.modulate(q0, mac.amortize([e.document, ...others.slice(0, K - 1)]))).item();
       sums.others += mac.answerLoss(qa, mac.modulate(q0, mac.amortize(others.slice(0, K)))).item();
     });
@@ -55,7 +57,12 @@ console.log(
     checkpoint: ckpt,
     split: values.split,
     questions: n,
-    answer_loss: { none: mean(sums.none), own: mean(sums.own), others: mean(sums.others) },
+    answer_loss: {
+      none: mean(sums.none),
+      alone: mean(sums.alone),
+      own: mean(sums.own),
+      others: mean(sums.others),
+    },
   }),
 );
 mac.dispose();
