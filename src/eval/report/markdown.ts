@@ -128,7 +128,9 @@ function costTable(results: Results): string {
   );
   const details = [
     cost.group_size !== undefined ? `group size M = ${cost.group_size}` : "",
-    cost.n_questions !== undefined ? `${cost.n_questions} questions per aggregation call` : "",
+    cost.n_questions !== undefined
+      ? `${cost.n_questions} question${cost.n_questions === 1 ? "" : "s"} per aggregation call`
+      : "",
   ].filter(Boolean);
   if (details.length) s += `\n\n${details.join("; ")}.`;
   const skipped = cost.points.flatMap((p) => (p.status === "not_run" ? [p] : []));
