@@ -1,7 +1,7 @@
 // The tensor engine's public surface. Importing it registers the CPU kernels of every op module.
 export { Tensor, liveNativeMemory, numel, type Device, type Shape } from "./tensor.js";
 export { type DType, type FloatDType } from "./dtype.js";
-export { scope, scopeAsync, keep, untrack } from "./scope.js";
+export { scope, scopeAsync, keep, untrack, nextTurn } from "./scope.js";
 export { grad, noGrad, noGradAsync, detach, record, isGradEnabled, type GradNode } from "./autograd.js";
 export { kernels, registerKernels, type Kernels } from "./backend.js";
 export { native } from "./native.js";

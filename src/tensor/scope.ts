@@ -91,3 +91,10 @@ export async function scopeAsync<T>(fn: () => Promise<T>): Promise<T> {
   close(frame, result);
   return result;
 }
+
+/**
+ * Waits one turn of the event loop. Long loops of tensor work must do this now and then: Node runs the finalizers of
+ * freed tensors' ArrayBuffers only between turns, and until they run their small native records pin the C heap's
+ * pages (malloc_trim cannot return them), so a loop that never yields grows its memory without bound.
+ */
+export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

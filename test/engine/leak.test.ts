@@ -23,6 +23,7 @@ import {
   liveNativeMemory,
   matmul,
   mul,
+  nextTurn,
   scope,
   sub,
 } from "../../src/tensor/index.js";
@@ -35,13 +36,12 @@ function exposeGc(): () => void {
   return runInNewContext("gc") as () => void;
 }
 const gc = exposeGc();
-const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Full collections with event-loop turns in between, so that native finalizers queued by one GC get to run. */
 async function collect(rounds = 3): Promise<void> {
   for (let i = 0; i < rounds; i++) {
     gc();
-    await tick();
+    await nextTurn();
   }
 }
 

@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { type QaScores, scoreAll } from "../../src/eval/metrics.js";
 import { MemoryBank } from "../../src/mac/memory/bank.js";
 import { MacTrainer } from "../../src/mac/train/trainer.js";
-import { noGrad, scope } from "../../src/tensor/index.js";
+import { nextTurn, noGrad, scope } from "../../src/tensor/index.js";
 import { TRAIN_SCHEDULE, syntheticExamples, syntheticMac } from "./synthetic-mac.js";
 
 const dirs: string[] = [];
@@ -69,7 +69,7 @@ describe("MAC end to end on the synthetic stream", () => {
       for (const ev of trainer.fit()) {
         if (ev.kind === "step") losses.push(ev.loss);
         // Let Node run the freed tensors' finalizers (see src/mac/train/run.ts): otherwise memory grows ~1 MB a step.
-        await new Promise((r) => setImmediate(r));
+        await nextTurn();
       }
       trainer.dispose();
       const tail = losses.slice(-50);

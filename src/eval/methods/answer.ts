@@ -5,7 +5,7 @@
  */
 import { generate } from "../../generate/index.js";
 import type { Modulation } from "../../models/types.js";
-import { noGrad, scope } from "../../tensor/index.js";
+import { nextTurn, noGrad, scope } from "../../tensor/index.js";
 import { native } from "../../tensor/native.js";
 import type { MethodContext, ProgressFn } from "./types.js";
 
@@ -18,13 +18,6 @@ export function qaPrompt(
   const q = ctx.qaTemplate.replace("{question}", question.trim());
   return contexts.length === 0 ? q : `${contexts.map((c) => c.trim()).join("\n\n")}\n\n${q}`;
 }
-
-/**
- * Waits one turn of the event loop. Long loops of tensor work must do this now and then: Node runs the finalizers of
- * freed tensors' ArrayBuffers only between turns, and until they run their small native records pin the C heap's
- * pages (malloc_trim cannot return them), so a loop that never yields grows its memory without bound.
- */
-export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export async function answerPrompts(
   ctx: MethodContext,

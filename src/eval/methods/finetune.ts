@@ -40,13 +40,14 @@ import {
   kernels,
   mul,
   native,
+  nextTurn,
   noGrad,
   scope,
   sum,
 } from "../../tensor/index.js";
 import { scoreAll } from "../metrics.js";
 import type { QaStream, StreamDoc, StreamQuestion } from "../stream.js";
-import { answerPrompts, nextTurn, qaPrompt } from "./answer.js";
+import { answerPrompts, qaPrompt } from "./answer.js";
 import { type SalientOptions, salientTokenWeights } from "./salient.js";
 import type { MethodContext, ProgressFn, QaMethod } from "./types.js";
 
@@ -257,7 +258,7 @@ export class FinetuneMethod implements QaMethod {
       this.push(d);
       if (i === docs.length - 1) this.flush();
       progress?.(i + 1, docs.length);
-      await nextTurn(); // lets freed tensors' finalizers run (see answer.ts)
+      await nextTurn(); // lets freed tensors' finalizers run (see nextTurn)
     }
   }
 

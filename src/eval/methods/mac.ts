@@ -13,10 +13,10 @@ import { join } from "node:path";
 import type { MacModel } from "../../mac/model.js";
 import { MemoryBank } from "../../mac/memory/bank.js";
 import type { Tensor } from "../../tensor/index.js";
-import { noGrad, scope } from "../../tensor/index.js";
+import { nextTurn, noGrad, scope } from "../../tensor/index.js";
 import { native } from "../../tensor/native.js";
 import type { StreamDoc, StreamQuestion } from "../stream.js";
-import { answerPrompts, nextTurn, qaPrompt } from "./answer.js";
+import { answerPrompts, qaPrompt } from "./answer.js";
 import type { MethodContext, MethodName, ProgressFn, QaMethod } from "./types.js";
 
 /** What bm25_mac needs of a retrieval method (src/eval/methods/retrieve.ts RetrievalMethod): index, prompts. */
@@ -69,7 +69,7 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
             { onDuplicate: "skip" },
           );
         });
-        await nextTurn(); // see answer.ts
+        await nextTurn(); // lets freed tensors' finalizers run (see nextTurn)
         native.mallocTrim();
         progress?.(Math.min(docs.length, i + adaptBatch), docs.length);
       }

@@ -12,6 +12,7 @@ import { type ArticleSplit, examplesOf, loadSquad, splitArticles } from "../../d
 import { buildMac } from "../build.js";
 import { type MacConfig, parseConfig } from "../config.js";
 import { MacTrainer, type TrainEvent, type TrainOptions } from "./trainer.js";
+import { nextTurn } from "../../tensor/index.js";
 
 export interface RunOptions {
   config: MacConfig;
@@ -68,7 +69,7 @@ export async function runTraining(opts: RunOptions): Promise<RunResult> {
       // native record) only then, and signal handlers too. A loop that never yields keeps every step's records,
       // which pin the malloc heap's pages (malloc_trim cannot return them): ~1 MB per step of the synthetic test's
       // tiny MAC, several MB per SQuAD step.
-      await new Promise((r) => setImmediate(r));
+      await nextTurn();
     }
     return { step: trainer.state.step, split: names };
   } finally {
