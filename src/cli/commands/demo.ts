@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { loadSquad } from "../../data/squad.js";
 import { scoreAll } from "../../eval/metrics.js";
 import { resolveModel } from "../../hub/pull.js";
-import { readConfig } from "../../mac/config.js";
+import { configModels, readConfig } from "../../mac/config.js";
 import { checkpointFingerprint, loadMac } from "../../mac/io.js";
 import { MemoryBank } from "../../mac/memory/bank.js";
 import { scope } from "../../tensor/index.js";
@@ -41,9 +41,7 @@ export async function run(o: DemoCommandOptions, io: CliIO): Promise<void> {
   const checkpoint = o.checkpoint ?? SHIPPED_CHECKPOINT;
   const data = o.data ?? DEMO_DATA;
   const config = readConfig(join(checkpoint, "config.json"));
-  await ensureModel(config.base, o.cache, io);
-  const a = config.amortizer;
-  await ensureModel(a.kind === "encoder-queries" ? a.encoder : a.model, o.cache, io);
+  for (const model of configModels(config)) await ensureModel(model, o.cache, io);
 
   const t0 = performance.now();
   const mac = await loadMac(checkpoint, { cacheDir: o.cache });
