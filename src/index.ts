@@ -29,6 +29,11 @@ export {
 export { snippetFor } from "./api/snippet.js";
 export { MacLmError, ShapeError, type ErrorCode } from "./errors.js";
 
+// The HTTP server (`mac-lm serve`) over a Mac.
+export { buildServer, type MacServer, type ServerOptions } from "./server/app.js";
+export { serve, type RunningServer, type ServeOptions } from "./server/serve.js";
+export { DEFAULT_LIMITS, type ServeLimits } from "./server/limits.js";
+
 // The memory bank.
 export {
   MemoryBank,

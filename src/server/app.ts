@@ -30,8 +30,12 @@ export interface ServerOptions {
   limits?: Partial<ServeLimits>;
   /** Documents amortized together at most by one writer batch (default 64). */
   maxWriterBatch?: number;
+  /** How long the writer waits for more additions before a batch (default 0 ms). */
+  writerLingerMs?: number;
   /** Documents per amortizer forward pass (default 8). */
   adaptBatchSize?: number;
+  /** Generated tokens per answer when a request does not say (default: the library's, 32). */
+  defaultMaxNewTokens?: number;
   /** Log requests (fastify's logger) (default false). */
   logger?: boolean;
 }
@@ -82,6 +86,7 @@ export function buildServer(mac: Mac, opts: ServerOptions = {}): MacServer {
   const writer = new WriterQueue(mac, {
     maxBatchDocs: opts.maxWriterBatch ?? 64,
     adaptBatchSize: opts.adaptBatchSize ?? 8,
+    lingerMs: opts.writerLingerMs ?? 0,
   });
   const token = opts.token ? Buffer.from(opts.token) : null;
   const app = Fastify({ logger: opts.logger ?? false, bodyLimit: limits.bodyLimitBytes, return503OnClosing: true });
@@ -198,7 +203,7 @@ export function buildServer(mac: Mac, opts: ServerOptions = {}): MacServer {
     const ask: AskOptions = {
       memory,
       hierarchical: body.hierarchical,
-      maxNewTokens: body.maxNewTokens,
+      maxNewTokens: body.maxNewTokens ?? opts.defaultMaxNewTokens,
       maxSources: body.maxSources,
       signal: ac.signal,
     };
@@ -206,8 +211,9 @@ export function buildServer(mac: Mac, opts: ServerOptions = {}): MacServer {
     asking++;
     try {
       if (!body.stream) {
-        req.raw.once("close", () => {
-          if (!reply.sent) ac.abort();
+        // The client went away before the answer: stop generating it.
+        reply.raw.once("close", () => {
+          if (!reply.raw.writableFinished) ac.abort();
         });
         const r = await mac.ask(body.question, ask);
         metrics.ask(memory, (performance.now() - t0) / 1000);
@@ -253,7 +259,9 @@ async function streamAnswer(
     "cache-control": "no-cache",
     connection: "keep-alive",
   });
-  res.once("close", () => ac.abort());
+  res.once("close", () => {
+    if (!res.writableFinished) ac.abort();
+  });
   const send = (event: string, data: unknown): void => {
     if (!res.destroyed) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };

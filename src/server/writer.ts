@@ -27,16 +27,25 @@ export interface WriterStats {
   documentsAdded: number;
   documentsRemoved: number;
   lastBatchDocs: number;
+  /** Most documents amortized in one batch so far. */
+  maxBatchDocs: number;
 }
 
 export class WriterQueue {
   private readonly jobs: Job[] = [];
   private running: Promise<void> | null = null;
-  readonly stats: WriterStats = { queued: 0, batches: 0, documentsAdded: 0, documentsRemoved: 0, lastBatchDocs: 0 };
+  readonly stats: WriterStats = {
+    queued: 0,
+    batches: 0,
+    documentsAdded: 0,
+    documentsRemoved: 0,
+    lastBatchDocs: 0,
+    maxBatchDocs: 0,
+  };
 
   constructor(
     private readonly mac: Mac,
-    private readonly opts: { maxBatchDocs: number; adaptBatchSize: number },
+    private readonly opts: { maxBatchDocs: number; adaptBatchSize: number; lingerMs?: number },
   ) {}
 
   add(docs: MacDocument[]): Promise<AdaptResult> {
@@ -75,7 +84,12 @@ export class WriterQueue {
         } catch (e) {
           first.reject(e);
         }
-      } else await this.runAdds(this.takeAdds());
+      } else {
+        // Waiting a moment lets additions arriving together share one batch (with a slow amortizer they queue up
+        // behind the running batch anyway).
+        if (this.opts.lingerMs) await new Promise((r) => setTimeout(r, this.opts.lingerMs));
+        await this.runAdds(this.takeAdds());
+      }
       this.stats.queued = this.depth;
     }
   }
@@ -101,6 +115,7 @@ export class WriterQueue {
     const docs = batch.flatMap((j) => j.docs);
     this.stats.batches++;
     this.stats.lastBatchDocs = docs.length;
+    this.stats.maxBatchDocs = Math.max(this.stats.maxBatchDocs, docs.length);
     try {
       const r = await this.mac.adapt(docs, { batchSize: this.opts.adaptBatchSize });
       this.stats.documentsAdded += docs.length;
