@@ -5,8 +5,8 @@ const tokenInput = $("token");
 tokenInput.value = localStorage.getItem("mac-lm-token") ?? "";
 tokenInput.addEventListener("change", () => localStorage.setItem("mac-lm-token", tokenInput.value));
 
-function writeHeaders() {
-  const h = { "content-type": "application/json" };
+function writeHeaders(withBody) {
+  const h = withBody ? { "content-type": "application/json" } : {};
   if (tokenInput.value) h.authorization = `Bearer ${tokenInput.value}`;
   return h;
 }
@@ -14,7 +14,7 @@ function writeHeaders() {
 async function api(method, path, body) {
   const res = await fetch(path, {
     method,
-    headers: method === "GET" ? {} : writeHeaders(),
+    headers: method === "GET" ? {} : writeHeaders(body !== undefined),
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await res.json().catch(() => ({}));
