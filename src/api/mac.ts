@@ -422,7 +422,9 @@ export class Mac {
           return mod;
         }),
       );
-    const owned = modulation ? tensorsOf(modulation) : [];
+    // What the modulation holds of the model's own weights (if any) is not ours to free.
+    const weights = new Set<Tensor>([...this.model.parameters(), ...this.model.base.parameters()]);
+    const owned = modulation ? tensorsOf(modulation).filter((t) => !weights.has(t)) : [];
     for (const t of owned) untrack(t);
 
     const tg = performance.now();

@@ -123,7 +123,44 @@ function defineCommands(program: Command, io: CliIO): void {
     .option("--clip <x>", "global gradient-norm clip", parseFloatArg("--clip"), 1)
     .option("--seed <n>", "seed", parseIntArg("--seed", 0), 0)
     .option("--eval-every <n>", "validate every n steps (0: never)", parseIntArg("--eval-every", 0), 100)
-    .option("--eval-questions <n>", "validation questions scored", parseIntArg("--eval-questions", 1), 48)
+    .option(
+      "--eval-questions <n>",
+      "validation questions scored (greedy EM/F1)",
+      parseIntArg("--eval-questions", 0),
+      48,
+    )
+    .option(
+      "--ablation-questions <n>",
+      "validation questions of the memory ablation (content gap) at each validation (0: none)",
+      parseIntArg("--ablation-questions", 0),
+      128,
+    )
+    .option(
+      "--train-data <file>",
+      "SQuAD-format JSON to train on, all its articles (e.g. the SQuAD train set from scripts/fetch-squad-train.sh); --data then gives only the validation and test articles",
+    )
+    .option(
+      "--train-articles <n>",
+      "use only the first n articles of --train-data (0: all)",
+      parseIntArg("--train-articles", 0),
+      0,
+    )
+    .option(
+      "--distill <w>",
+      "context distillation: weight of the loss to the LM reading the document in context (0: answer loss only)",
+      parseFloatArg("--distill"),
+      0,
+    )
+    .option(
+      "--group-by-document",
+      "visit each document's questions together (with --memory-per-question 1: each document is read once for all its questions)",
+    )
+    .option(
+      "--distill-top-k <k>",
+      "teacher's top-k next-token probabilities kept",
+      parseIntArg("--distill-top-k", 1),
+      32,
+    )
     .option("--checkpoint-every <n>", "checkpoint every n steps", parseIntArg("--checkpoint-every", 1), 25)
     .option("--val-articles <n>", "articles held out for validation", parseIntArg("--val-articles", 1), 4)
     .option(

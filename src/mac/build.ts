@@ -9,14 +9,18 @@ import { resolveModel } from "../hub/pull.js";
 import { openGguf } from "../io/gguf.js";
 import { loadBert } from "../models/bert/weights.js";
 import { loadCausalLM } from "../models/load.js";
+import type { CausalLM } from "../models/types.js";
 import { loadT5 } from "../models/t5/weights.js";
 import { Rng } from "../tensor/random.js";
+import { Tensor } from "../tensor/index.js";
 import { type Tokenizer, tokenizerFromGguf, tokenizerFromHfDir } from "../tokenizers/index.js";
 import { Aggregator } from "./aggregate/aggregator.js";
 import { type Amortizer, DecoderOnlyAmortizer, EncoderQueriesAmortizer, T5Amortizer } from "./amortize/amortizer.js";
 import type { MacConfig } from "./config.js";
 import { MacModel } from "./model.js";
 import { createModulation } from "./modulation/index.js";
+import { SoftPromptModulation } from "./modulation/soft-prompt.js";
+import { CausalLMEncoder } from "./amortize/lm-encoder.js";
 
 export interface BuildOptions {
   cacheDir?: string;
@@ -64,6 +68,26 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
       maxLength: config.questionMaxLength,
       seed: rng.u32(),
     });
+  } else if (a.kind === "lm-queries") {
+    // One frozen reader (the base LM itself) for documents and questions; two decoders.
+    const reader = new CausalLMEncoder(base.model);
+    const common = {
+      numSlots: T,
+      outDim: d,
+      decoderLayers: a.decoderLayers,
+      decoderHeads: a.decoderHeads,
+      dropout: a.dropout,
+    };
+    amortizer = new EncoderQueriesAmortizer(reader, base.tokenizer, {
+      ...common,
+      maxLength: a.maxLength,
+      seed: rng.u32(),
+    });
+    questionEncoder = new EncoderQueriesAmortizer(reader, base.tokenizer, {
+      ...common,
+      maxLength: config.questionMaxLength,
+      seed: rng.u32(),
+    });
   } else if (a.kind === "decoder-only") {
     // Separate LM instances: the amortizer and question encoder each read with their own (possibly trained) copy.
     const lmA = await loadBase(a.model, opts);
@@ -99,13 +123,21 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
   }
   const aggregator = new Aggregator(d, { ...config.aggregator, rng: new Rng(rng.u32()) });
   const m = config.modulation;
-  const modulation = createModulation(
-    base.model,
-    d,
-    m.kind === "lora"
-      ? { kind: "lora", rank: m.rank, alpha: m.alpha, hidden: m.hidden, rng: new Rng(rng.u32()) }
-      : { kind: m.kind, numPrefixTokens: m.numPrefixTokens, hidden: m.hidden, rng: new Rng(rng.u32()) },
-  );
+  const modulation =
+    m.kind === "soft-prompt"
+      ? new SoftPromptModulation(base.model, d, {
+          rng: new Rng(rng.u32()),
+          numTokens: T,
+          gain: 0.1 * embeddingRms(base.model),
+          base: neutralEmbeddings(base.model, base.tokenizer, T),
+        })
+      : createModulation(
+          base.model,
+          d,
+          m.kind === "lora"
+            ? { kind: "lora", rank: m.rank, alpha: m.alpha, hidden: m.hidden, rng: new Rng(rng.u32()) }
+            : { kind: m.kind, numPrefixTokens: m.numPrefixTokens, hidden: m.hidden, rng: new Rng(rng.u32()) },
+        );
   const mac = new MacModel({
     base: base.model,
     baseTokenizer: base.tokenizer,
@@ -122,3 +154,27 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
 /** The config saved beside a checkpoint, if any. */
 export const configPathIn = (dir: string): string | null =>
   existsSync(join(dir, "config.json")) ? join(dir, "config.json") : null;
+
+const inputEmbeddings = (lm: CausalLM): Tensor | undefined =>
+  lm.namedParameters().find(([n]) => n.endsWith("embed_tokens.weight") || n.endsWith("wte.weight"))?.[1];
+
+/** The input embeddings (T, C) of a neutral preamble, cycled to T tokens: the soft prompt's starting point. */
+function neutralEmbeddings(lm: CausalLM, tokenizer: Tokenizer, T: number): Tensor | undefined {
+  const w = inputEmbeddings(lm);
+  if (!w) return undefined;
+  const ids = tokenizer.encode("Here is some background information.\n\n", { addSpecialTokens: false });
+  const C = lm.hiddenSize;
+  const out = Tensor.zeros([T, C]);
+  for (let t = 0; t < T; t++)
+    out.data.set(w.data.subarray(ids[t % ids.length]! * C, (ids[t % ids.length]! + 1) * C), t * C);
+  return out;
+}
+
+/** RMS of the LM's input embedding table: the scale soft tokens should start at. */
+function embeddingRms(lm: CausalLM): number {
+  const w = inputEmbeddings(lm);
+  if (!w) return 1;
+  let s = 0;
+  for (let i = 0; i < w.data.length; i++) s += w.data[i]! * w.data[i]!;
+  return Math.sqrt(s / w.data.length);
+}

@@ -34,13 +34,28 @@ const DecoderOnly = z.object({
   trainLM: z.boolean().default(false),
 });
 
+/**
+ * The frozen base LM reads the text (its final hidden states, cacheable since it never changes), then the same
+ * learned-query decoder and per-slot heads as "encoder-queries": the memory is built from the LM's own
+ * understanding of the document. Questions are read the same way.
+ */
+const LmQueries = z.object({
+  kind: z.literal("lm-queries"),
+  maxLength: z.number().int().positive().default(256),
+  decoderLayers: z.number().int().positive().default(2),
+  decoderHeads: z.number().int().positive().optional(),
+  dropout: z.number().min(0).max(1).default(0.1),
+});
+
 export const MacConfigSchema = z.object({
   version: z.literal(1).default(1),
   /** Registry name or path of the frozen base LM. */
   base: z.string().default("smollm2-135m-instruct"),
   /** T: latent tokens per memory entry. */
   numSlots: z.number().int().positive().default(8),
-  amortizer: z.discriminatedUnion("kind", [EncoderQueries, T5Amort, DecoderOnly]).prefault({ kind: "encoder-queries" }),
+  amortizer: z
+    .discriminatedUnion("kind", [EncoderQueries, T5Amort, DecoderOnly, LmQueries])
+    .prefault({ kind: "encoder-queries" }),
   questionMaxLength: z.number().int().positive().default(64),
   aggregator: z
     .object({
@@ -52,7 +67,7 @@ export const MacConfigSchema = z.object({
     .prefault({}),
   modulation: z
     .object({
-      kind: z.enum(["prefix", "prefix-shared", "lora"]).default("prefix-shared"),
+      kind: z.enum(["prefix", "prefix-shared", "lora", "soft-prompt"]).default("prefix-shared"),
       numPrefixTokens: z.number().int().positive().default(2),
       hidden: z.number().int().positive().default(768),
       rank: z.number().int().positive().default(8),
@@ -95,4 +110,11 @@ export function readConfig(file: string): MacConfig {
     throw new MacLmError("MACLM_BAD_FILE", `${file}: not readable JSON (${(e as Error).message})`);
   }
   return parseConfig(json, file);
+}
+
+/** Every model (registry name or path) a configuration depends on: the base LM first, then the amortizer's own. */
+export function configModels(config: MacConfig): string[] {
+  const a = config.amortizer;
+  const own = a.kind === "encoder-queries" ? a.encoder : a.kind === "lm-queries" ? null : a.model;
+  return own === null || own === config.base ? [config.base] : [config.base, own];
 }

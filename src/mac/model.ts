@@ -13,7 +13,18 @@
 import { MacLmError } from "../errors.js";
 import type { CausalLM, Modulation } from "../models/types.js";
 import { Module } from "../nn/module.js";
-import { Tensor, concat, crossEntropy, detach, indexSelect, noGrad, reshape, scope } from "../tensor/index.js";
+import {
+  Tensor,
+  add,
+  concat,
+  crossEntropy,
+  detach,
+  indexSelect,
+  mul,
+  noGrad,
+  reshape,
+  scope,
+} from "../tensor/index.js";
 import type { Tokenizer } from "../tokenizers/index.js";
 import { generate, type GenerateOptions } from "../generate/index.js";
 import type { Aggregator } from "./aggregate/aggregator.js";
@@ -21,7 +32,8 @@ import { aggregateFull, aggregateHierarchical, type MemorySource } from "./aggre
 import type { Amortizer } from "./amortize/amortizer.js";
 import { encodeTexts } from "./amortize/text-batch.js";
 import type { ModulationGenerator } from "./modulation/index.js";
-import { qaBatch } from "./qa-batch.js";
+import { type QaBatch, qaBatch } from "./qa-batch.js";
+import { type TeacherTargets, distillLoss } from "./train/distill.js";
 
 export interface MacParts {
   base: CausalLM;
@@ -133,6 +145,23 @@ export class MacModel extends Module {
     qa: readonly QaExample[],
     opts: { gradDocs?: number; memoryPerQuestion?: number } = {},
   ): Tensor {
+    return this.lossTerms(documents, qa, opts).loss;
+  }
+
+  /**
+   * The training loss and its parts. With `teacher` (one TeacherTargets per question, train/distill.ts), the loss is
+   * answer NLL + distillWeight · the context-distillation cross-entropy on the question and answer tokens.
+   */
+  lossTerms(
+    documents: readonly string[],
+    qa: readonly QaExample[],
+    opts: {
+      gradDocs?: number;
+      memoryPerQuestion?: number;
+      teacher?: readonly TeacherTargets[];
+      distillWeight?: number;
+    } = {},
+  ): { loss: Tensor; nll: Tensor; kl?: () => number } {
     const K = documents.length;
     const keep = Math.min(K, opts.gradDocs ?? K);
     const m = opts.memoryPerQuestion ?? 0;
@@ -152,22 +181,36 @@ export class MacModel extends Module {
     }
     const q0 = this.encodeQuestions(qa.map((e) => e.question)); // (B, T, d)
     const modulation = this.modulate(q0, memory);
-    return this.answerLoss(qa, modulation);
+    const { logits, batch } = this.qaForward(qa, modulation);
+    const nll = crossEntropy(reshape(logits, [-1, logits.dim(2)]), batch.targets.reshapeView([-1]));
+    if (!opts.teacher) return { loss: nll, nll };
+    if (opts.teacher.length !== qa.length)
+      throw new MacLmError(
+        "MACLM_BAD_ARGUMENT",
+        `MacModel.loss: ${opts.teacher.length} teacher targets for ${qa.length} questions`,
+      );
+    const d = distillLoss(logits, opts.teacher);
+    const w = opts.distillWeight ?? 1;
+    return { loss: add(nll, mul(d.loss, Tensor.scalar(w))), nll, kl: d.kl };
   }
 
-  /** Token-averaged answer cross-entropy of the base LM under a modulation (or none). */
-  answerLoss(qa: readonly QaExample[], modulation?: Modulation): Tensor {
-    const b = qaBatch(
+  /** The base LM's logits (B, L, V) on question ⧺ answer rows (qa-batch.ts) under a modulation (or none). */
+  qaForward(qa: readonly QaExample[], modulation?: Modulation): { logits: Tensor; batch: QaBatch } {
+    const batch = qaBatch(
       this.#baseTokenizer,
       qa.map((e) => this.prompt(e.question)),
       qa.map((e) => e.answer),
       { maxLength: this.maxQaLength },
     );
     const P = modulation?.prefix?.[0]?.k.dim(1) ?? 0;
-    const attentionMask = P > 0 ? prefixMask(b.mask, P) : b.mask;
-    const logits = this.#base.forward({ ids: b.ids, attentionMask, modulation }); // (B, L, V)
-    const V = logits.dim(2);
-    return crossEntropy(reshape(logits, [-1, V]), b.targets.reshapeView([-1]));
+    const attentionMask = P > 0 ? prefixMask(batch.mask, P) : batch.mask;
+    return { logits: this.#base.forward({ ids: batch.ids, attentionMask, modulation }), batch };
+  }
+
+  /** Token-averaged answer cross-entropy of the base LM under a modulation (or none). */
+  answerLoss(qa: readonly QaExample[], modulation?: Modulation): Tensor {
+    const { logits, batch } = this.qaForward(qa, modulation);
+    return crossEntropy(reshape(logits, [-1, logits.dim(2)]), batch.targets.reshapeView([-1]));
   }
 
   /** Memory entries for documents, in batches, without gradients (online adaptation: one forward pass each). */

@@ -23,18 +23,24 @@ export interface QaBatch {
   answerTokens: number;
 }
 
-export function qaBatch(
+/** One question+answer row's tokens: the (left-cropped) question, then the answer tokens and EOS. */
+export interface QaRow {
+  q: number[];
+  a: number[];
+}
+
+/** The token rows of qaBatch, unpadded (the distillation teacher reads the same tokens after the document). */
+export function qaRows(
   tokenizer: Tokenizer,
   questions: readonly string[],
   answers: readonly string[],
   opts: { maxLength: number; maxAnswerTokens?: number },
-): QaBatch {
+): QaRow[] {
   if (questions.length !== answers.length || questions.length === 0)
     throw new MacLmError("MACLM_BAD_ARGUMENT", `qaBatch: ${questions.length} questions and ${answers.length} answers`);
   const eos = tokenizer.eosId;
   if (eos === null) throw new MacLmError("MACLM_BAD_ARGUMENT", "qaBatch: the base tokenizer has no EOS token");
-  const pad = tokenizer.padId ?? eos;
-  const rows = questions.map((q, i) => {
+  return questions.map((q, i) => {
     const qIds = tokenizer.encode(q.trim(), { addSpecialTokens: false });
     let aIds = tokenizer.encode(" " + answers[i]!.trim(), { addSpecialTokens: false });
     if (opts.maxAnswerTokens !== undefined) aIds = aIds.slice(0, opts.maxAnswerTokens);
@@ -42,6 +48,16 @@ export function qaBatch(
     const room = Math.max(1, opts.maxLength - aIds.length);
     return { q: qIds.slice(Math.max(0, qIds.length - room)), a: aIds };
   });
+}
+
+export function qaBatch(
+  tokenizer: Tokenizer,
+  questions: readonly string[],
+  answers: readonly string[],
+  opts: { maxLength: number; maxAnswerTokens?: number },
+): QaBatch {
+  const rows = qaRows(tokenizer, questions, answers, opts);
+  const pad = tokenizer.padId ?? tokenizer.eosId!;
   const L = Math.max(...rows.map((r) => r.q.length + r.a.length));
   const B = rows.length;
   const ids = Tensor.full([B, L], pad, "int32");

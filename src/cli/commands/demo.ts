@@ -10,7 +10,7 @@ import { Mac } from "../../api/mac.js";
 import { loadSquad } from "../../data/squad.js";
 import { scoreAll } from "../../eval/metrics.js";
 import { resolveModel } from "../../hub/pull.js";
-import { readConfig } from "../../mac/config.js";
+import { configModels, readConfig } from "../../mac/config.js";
 import type { CliIO } from "../main.js";
 import { SHIPPED_CHECKPOINT } from "./eval.js";
 
@@ -37,9 +37,7 @@ export async function run(o: DemoCommandOptions, io: CliIO): Promise<void> {
   const checkpoint = o.checkpoint ?? SHIPPED_CHECKPOINT;
   const data = o.data ?? DEMO_DATA;
   const config = readConfig(join(checkpoint, "config.json"));
-  await ensureModel(config.base, o.cache, io);
-  const a = config.amortizer;
-  await ensureModel(a.kind === "encoder-queries" ? a.encoder : a.model, o.cache, io);
+  for (const model of configModels(config)) await ensureModel(model, o.cache, io);
 
   const t0 = performance.now();
   const mac = await Mac.load(checkpoint, { cacheDir: o.cache }); // a temporary bank, deleted by close()

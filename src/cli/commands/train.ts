@@ -19,6 +19,12 @@ export interface TrainCommandOptions {
   seed: number;
   evalEvery: number;
   evalQuestions: number;
+  ablationQuestions: number;
+  trainData?: string;
+  trainArticles: number;
+  distill: number;
+  distillTopK: number;
+  groupByDocument?: boolean;
   checkpointEvery: number;
   valArticles: number;
   testArticles: number;
@@ -67,8 +73,14 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
         seed: o.seed,
         evalEvery: o.evalEvery,
         evalQuestions: o.evalQuestions,
+        ablationQuestions: o.ablationQuestions,
+        distillWeight: o.distill,
+        distillTopK: o.distillTopK,
+        groupByDocument: o.groupByDocument ?? false,
         checkpointEvery: o.checkpointEvery,
       },
+      trainData: o.trainData,
+      trainArticles: o.trainArticles,
       shouldStop: () => stop,
       onEvent: (ev) => {
         if (ev.kind === "resume") {
@@ -79,14 +91,26 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
           if (bar) {
             if (!started) bar.start(ev.steps, ev.step - 1, { loss: "-", rate: "-" });
             started = true;
-            bar.update(ev.step, { loss: ev.loss.toFixed(4), rate });
+            bar.update(ev.step, {
+              loss:
+                ev.kl !== undefined
+                  ? `${ev.loss.toFixed(3)} (nll ${ev.nll!.toFixed(3)} kl ${ev.kl.toFixed(3)})`
+                  : ev.loss.toFixed(4),
+              rate,
+            });
           } else if (ev.step % 10 === 0 || ev.step === ev.steps)
             io.stderr.write(
-              `step ${ev.step}/${ev.steps} loss ${ev.loss.toFixed(4)} |g| ${ev.gradNorm.toFixed(2)} ${rate} s/step\n`,
+              `step ${ev.step}/${ev.steps} loss ${ev.loss.toFixed(4)}${ev.kl !== undefined ? ` (nll ${ev.nll!.toFixed(4)} kl ${ev.kl.toFixed(4)})` : ""} |g| ${ev.gradNorm.toFixed(2)} ${rate} s/step\n`,
             );
         } else if (ev.kind === "eval") {
           const s = ev.scores;
-          const line = `eval @${ev.step}: loss ${ev.loss.toFixed(4)} EM ${s.em.toFixed(2)} F1 ${s.f1.toFixed(2)} (n=${s.n})`;
+          const a = ev.ablation;
+          const line =
+            `eval @${ev.step}: loss ${ev.loss.toFixed(4)}` +
+            (s ? ` EM ${s.em.toFixed(2)} F1 ${s.f1.toFixed(2)} (n=${s.n})` : "") +
+            (a
+              ? ` | answer loss: none ${a.none} alone ${a.own_alone} own/${a.k} ${a.own_among_k} unrelated/${a.k} ${a.unrelated_k} in-context ${a.in_context}; content gap ${a.content_gap} (n=${a.questions})`
+              : "");
           if (bar) bar.stop();
           io.stderr.write(line + "\n");
           started = false;

@@ -20,6 +20,12 @@ export interface RunOptions {
   out: string;
   train: Omit<TrainOptions, "checkpointDir">;
   split?: { val: number; test: number };
+  /**
+   * A SQuAD-format file whose articles (the first trainArticles, 0: all) are all training data; `data` then only
+   * supplies the validation and test articles (its own training split is not used).
+   */
+  trainData?: string;
+  trainArticles?: number;
   cacheDir?: string;
   onEvent?: (ev: TrainEvent) => void;
   /** Checked between steps; true stops after checkpointing. */
@@ -44,6 +50,17 @@ export async function runTraining(opts: RunOptions): Promise<RunResult> {
   } else writeFileSync(cfgPath, JSON.stringify(opts.config, null, 2) + "\n");
 
   const split: ArticleSplit = splitArticles(loadSquad(opts.data), opts.split ?? { val: 4, test: 6 });
+  if (opts.trainData) {
+    const articles = loadSquad(opts.trainData);
+    const n = opts.trainArticles && opts.trainArticles > 0 ? opts.trainArticles : articles.length;
+    const overlap = articles.slice(0, n).filter((a) => [...split.val, ...split.test].some((b) => b.title === a.title));
+    if (overlap.length > 0)
+      throw new MacLmError(
+        "MACLM_BAD_ARGUMENT",
+        `${opts.trainData}: article "${overlap[0]!.title}" is also a validation/test article of ${opts.data}`,
+      );
+    split.train = articles.slice(0, n);
+  }
   const names = {
     train: split.train.map((a) => a.title),
     val: split.val.map((a) => a.title),
@@ -56,9 +73,20 @@ export async function runTraining(opts: RunOptions): Promise<RunResult> {
   const trainer = new MacTrainer(mac, examplesOf(split.train), examplesOf(split.val), {
     ...opts.train,
     checkpointDir: join(opts.out, "checkpoints"),
+    teacherStore: opts.train.distillWeight ? join(opts.out, "teacher.sqlite") : undefined,
   });
   const metrics = join(opts.out, "metrics.jsonl");
-  appendFileSync(metrics, JSON.stringify({ kind: "start", ...opts.train, time: new Date().toISOString() }) + "\n");
+  appendFileSync(
+    metrics,
+    JSON.stringify({
+      kind: "start",
+      ...opts.train,
+      trainData: opts.trainData,
+      trainArticles: opts.trainArticles,
+      trainExamples: trainer.train.length,
+      time: new Date().toISOString(),
+    }) + "\n",
+  );
   try {
     for (const ev of trainer.fit()) {
       if (ev.kind === "step" || ev.kind === "eval")

@@ -28,7 +28,9 @@ import {
 import { Rng } from "../../tensor/random.js";
 import { scoreAll, type QaScores } from "../../eval/metrics.js";
 import type { MacModel } from "../model.js";
+import { type MemoryAblation, ablationLosses } from "../ablation.js";
 import { type TrainState, latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { TeacherStore, teacherTargets } from "./distill.js";
 
 export interface TrainExample {
   docId: string;
@@ -64,11 +66,49 @@ export interface TrainOptions {
   evalQuestions?: number;
   /** Hierarchical groups for evaluation aggregation (undefined: full). */
   evalGroupSize?: number;
+  /**
+   * Context distillation (distill.ts): weight of the cross-entropy to the in-context teacher's top-k next-token
+   * distribution on the question and answer tokens, added to the answer loss; 0 (default): answer loss only.
+   */
+  distillWeight?: number;
+  /** k of the teacher's top-k (default 32). */
+  distillTopK?: number;
+  /** SQLite file caching the teacher's targets across runs and resumes (default: in memory only). */
+  teacherStore?: string;
+  /** Validation questions of the memory ablation (ablation.ts) at each evaluation; 0: none. */
+  ablationQuestions?: number;
+  /** K of the memory ablation (default 8). */
+  ablationK?: number;
+  /**
+   * Visit each document's questions consecutively (documents in a seeded order): with memoryPerQuestion 1 a batch
+   * then reads each document once for several questions (its states and the teacher's context are computed once).
+   * Not for distractor stages: a batch's other rows would often be the same document.
+   */
+  groupByDocument?: boolean;
 }
 
 export type TrainEvent =
-  | { kind: "step"; step: number; steps: number; loss: number; lr: number; gradNorm: number; ms: number; rssMb: number }
-  | { kind: "eval"; step: number; loss: number; scores: QaScores; noMemory?: QaScores }
+  | {
+      kind: "step";
+      step: number;
+      steps: number;
+      loss: number;
+      /** Answer NLL and distillation KL (nats/token), when distilling. */
+      nll?: number;
+      kl?: number;
+      lr: number;
+      gradNorm: number;
+      ms: number;
+      rssMb: number;
+    }
+  | {
+      kind: "eval";
+      step: number;
+      loss: number;
+      scores?: QaScores;
+      noMemory?: QaScores;
+      ablation?: MemoryAblation;
+    }
   | { kind: "checkpoint"; step: number; path: string }
   | { kind: "resume"; step: number; path: string };
 
@@ -83,8 +123,9 @@ export class MacTrainer {
   state: TrainState;
   /** When native.mallocTrim() last ran (performance.now() ms). */
   #lastTrim = -Infinity;
-  private readonly o: Required<Omit<TrainOptions, "checkpointDir" | "evalGroupSize">> &
-    Pick<TrainOptions, "checkpointDir" | "evalGroupSize">;
+  readonly #teacher: TeacherStore | null;
+  private readonly o: Required<Omit<TrainOptions, "checkpointDir" | "evalGroupSize" | "teacherStore">> &
+    Pick<TrainOptions, "checkpointDir" | "evalGroupSize" | "teacherStore">;
 
   constructor(
     readonly model: MacModel,
@@ -110,8 +151,15 @@ export class MacTrainer {
       checkpointEvery: 100,
       evalEvery: 0,
       evalQuestions: 64,
+      distillWeight: 0,
+      distillTopK: 32,
+      ablationQuestions: 0,
+      ablationK: 8,
+      groupByDocument: false,
       ...opts,
     };
+    this.#teacher =
+      this.o.distillWeight > 0 ? new TeacherStore(this.o.teacherStore ?? ":memory:", model.qaTemplate) : null;
     if (!(this.o.keepRatio > 0 && this.o.keepRatio <= 1))
       throw new MacLmError("MACLM_BAD_ARGUMENT", `train: keepRatio ${this.o.keepRatio} must be in (0, 1]`);
     const m = this.o.memoryPerQuestion;
@@ -145,6 +193,15 @@ export class MacTrainer {
     return path;
   }
 
+  /** The epoch's row order: a seeded permutation of the rows, or of the documents with their rows kept together. */
+  private permutation(epoch: number): number[] {
+    const rng = new Rng(this.o.seed * 7919 + epoch);
+    if (!this.o.groupByDocument) return rng.shuffle([...Array(this.train.length).keys()]);
+    const byDoc = new Map<string, number[]>();
+    this.train.forEach((e, i) => byDoc.set(e.docId, [...(byDoc.get(e.docId) ?? []), i]));
+    return rng.shuffle([...byDoc.values()]).flat();
+  }
+
   /** Rows for the micro-batch starting at the cursor (epoch permutations, seeded). */
   private rows(count: number): TrainExample[] {
     const n = this.train.length;
@@ -155,7 +212,7 @@ export class MacTrainer {
       const pos = this.state.cursor + i;
       const epoch = Math.floor(pos / n);
       if (epoch !== permEpoch) {
-        perm = new Rng(this.o.seed * 7919 + epoch).shuffle([...Array(n).keys()]);
+        perm = this.permutation(epoch);
         permEpoch = epoch;
       }
       out.push(this.train[perm[pos % n]!]!);
@@ -169,27 +226,42 @@ export class MacTrainer {
     return w > 0 && step < w ? (this.o.lr * (step + 1)) / w : this.o.lr;
   }
 
-  /** One optimizer step; returns the mean micro-batch loss and the gradient norm before clipping. */
-  step(): { loss: number; gradNorm: number } {
+  /** One optimizer step; returns the mean micro-batch loss (and its parts) and the gradient norm before clipping. */
+  step(): { loss: number; nll?: number; kl?: number; gradNorm: number } {
     const { batchSize: K, keepRatio, gradAccum } = this.o;
     const keep = Math.max(1, Math.round(K * keepRatio));
     const params = this.model.trainableParameters().map(([, t]) => t);
     this.model.train(true);
     this.model.base.train(this.o.baseDropout);
     let lossSum = 0;
+    let nllSum = 0;
+    let klSum = 0;
     let gradNorm = 0;
     scope(() => {
       let acc: ReturnType<typeof grad> | null = null;
       for (let a = 0; a < gradAccum; a++) {
         const rows = this.rows(K);
+        const qa = rows.slice(0, keep).map((r) => ({ question: r.question, answer: trainingAnswer(r.answers) }));
+        const teacher = this.#teacher?.fetch(
+          qa.map((e, i) => ({ ...e, document: rows[i]!.document })),
+          this.o.distillTopK,
+          (missing) => teacherTargets(this.model, missing, this.o.distillTopK),
+        );
         const grads = scope(() => {
-          const loss = this.model.loss(
+          const t = this.model.lossTerms(
             rows.map((r) => r.document),
-            rows.slice(0, keep).map((r) => ({ question: r.question, answer: trainingAnswer(r.answers) })),
-            { gradDocs: keep, memoryPerQuestion: this.o.memoryPerQuestion },
+            qa,
+            {
+              gradDocs: keep,
+              memoryPerQuestion: this.o.memoryPerQuestion,
+              teacher,
+              distillWeight: this.o.distillWeight,
+            },
           );
-          lossSum += loss.item();
-          return grad(loss, params);
+          lossSum += t.loss.item();
+          nllSum += t.nll.item();
+          klSum += t.kl?.() ?? 0;
+          return grad(t.loss, params);
         });
         if (acc === null) acc = grads;
         else acc.forEach((g, i) => axpyInPlace(g, grads[i]!, 1));
@@ -212,14 +284,32 @@ export class MacTrainer {
       native.mallocTrim();
       this.#lastTrim = now;
     }
-    return { loss: lossSum / gradAccum, gradNorm };
+    return this.#teacher
+      ? { loss: lossSum / gradAccum, nll: nllSum / gradAccum, kl: klSum / gradAccum, gradNorm }
+      : { loss: lossSum / gradAccum, gradNorm };
   }
 
-  /** Validation: answer loss with the memory of the validation documents, and greedy EM/F1 on a sample. */
-  evaluate(): { loss: number; scores: QaScores } {
+  /**
+   * Validation: answer loss with the memory of the validation documents, greedy EM/F1 on a sample (evalQuestions),
+   * and the memory ablation with its content gap (ablationQuestions).
+   */
+  evaluate(): { loss: number; scores?: QaScores; ablation?: MemoryAblation } {
     const m = this.model;
+    const docs = [...new Set(this.val.map((e) => e.document))];
+    let ablation: MemoryAblation | undefined;
+    if (this.o.ablationQuestions > 0) {
+      const n = Math.min(this.o.ablationQuestions, this.val.length);
+      const stride = this.val.length / n;
+      const sample = Array.from({ length: n }, (_, i) => this.val[Math.floor(i * stride)]!);
+      ablation = ablationLosses(
+        m,
+        sample.map((e) => ({ document: e.document, question: e.question, answer: trainingAnswer(e.answers) })),
+        docs,
+        { k: this.o.ablationK },
+      );
+    }
     m.eval();
-    return noGrad(() =>
+    const r = noGrad(() =>
       scope(() => {
         const docs = [...new Set(this.val.map((e) => e.document))];
         const memory = scope(() => {
@@ -250,13 +340,17 @@ export class MacTrainer {
         );
         return {
           loss: lossSum / Math.max(1, sample.length),
-          scores: scoreAll(
-            preds,
-            sample.map((e) => e.answers),
-          ),
+          scores:
+            sample.length > 0
+              ? scoreAll(
+                  preds,
+                  sample.map((e) => e.answers),
+                )
+              : undefined,
         };
       }),
     );
+    return ablation ? { ...r, ablation } : r;
   }
 
   /** Trains up to opts.steps, yielding progress events; checkpoints periodically and at the end. */
@@ -266,7 +360,7 @@ export class MacTrainer {
     const { steps, checkpointEvery, evalEvery, checkpointDir } = this.o;
     while (this.state.step < steps) {
       const t0 = performance.now();
-      const { loss, gradNorm } = this.step();
+      const { loss, nll, kl, gradNorm } = this.step();
       const ms = performance.now() - t0;
       const step = this.state.step;
       this.state.history.push({ step, loss, lr: this.opt.lr, gradNorm });
@@ -275,6 +369,7 @@ export class MacTrainer {
         step,
         steps,
         loss,
+        ...(nll !== undefined ? { nll, kl } : {}),
         lr: this.opt.lr,
         gradNorm,
         ms,
@@ -282,8 +377,13 @@ export class MacTrainer {
       };
       if (evalEvery > 0 && (step % evalEvery === 0 || step === steps) && this.val.length > 0) {
         const ev = this.evaluate();
-        this.state.evals.push({ step, loss: ev.loss, ...ev.scores });
-        yield { kind: "eval", step, loss: ev.loss, scores: ev.scores };
+        this.state.evals.push({
+          step,
+          loss: ev.loss,
+          ...ev.scores,
+          ...(ev.ablation ? { contentGap: ev.ablation.content_gap } : {}),
+        });
+        yield { kind: "eval", step, loss: ev.loss, scores: ev.scores, ablation: ev.ablation };
       }
       if (checkpointDir && (step % checkpointEvery === 0 || step === steps)) {
         const path = saveCheckpoint(checkpointDir, this.model, this.opt, this.state);
@@ -294,6 +394,7 @@ export class MacTrainer {
 
   dispose(): void {
     this.opt.dispose();
+    this.#teacher?.close();
   }
 }
 
