@@ -300,12 +300,19 @@ export class Mac {
     });
     result.catch(() => {}); // the iterator rethrows; an unobserved result must not crash the process
     const iterate = async function* (this: Mac): AsyncGenerator<string, void, undefined> {
+      let settled = false;
       try {
         const r = yield* this.#run(question, opts);
+        settled = true;
         resolve(r);
       } catch (e) {
+        settled = true;
         reject(e);
         throw e;
+      } finally {
+        // The consumer stopped early (break): generation stopped with it, and there is no result.
+        if (!settled)
+          reject(new MacLmError("MACLM_ABORTED", "Mac.stream: the stream was closed before the answer ended"));
       }
     }.bind(this);
     let started = false;

@@ -178,6 +178,7 @@ describe("Mac (library API)", () => {
     const aborted = mac.ask("where does zorva live?", { ...OPTS, signal: ctl.signal });
     await expectMacError(aborted, "MACLM_ABORTED", "aborted");
     await it.return?.();
+    await expectMacError(s.result, "MACLM_ABORTED", "closed before the answer ended");
     await mac.close();
     const { existsSync } = await import("node:fs");
     expect(existsSync(bankDir)).toBe(false);

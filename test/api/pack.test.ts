@@ -45,6 +45,7 @@ describe("the packed package", () => {
     expect(files).toContain("dist/index.js");
     expect(files).toContain("dist/index.d.ts");
     expect(files).toContain("examples/use-from-code.mjs");
+    expect(files).toContain("web/index.html"); // the page `mac-lm serve` serves
     expect(files.some((f) => f.endsWith(".test.js"))).toBe(false);
 
     mkdirSync(pkg, { recursive: true });
