@@ -17,7 +17,9 @@ export type ErrorCode =
   | "MACLM_MODEL_NOT_FOUND"
   | "MACLM_CONFIG_MISMATCH"
   | "MACLM_DUPLICATE_ID"
-  | "MACLM_EVAL_FAILED";
+  | "MACLM_EVAL_FAILED"
+  | "MACLM_ABORTED"
+  | "MACLM_NOT_FOUND";
 
 export class MacLmError extends Error {
   readonly code: ErrorCode;

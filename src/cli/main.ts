@@ -206,10 +206,41 @@ function defineCommands(program: Command, io: CliIO): void {
     .option("--hierarchical <m>", "hierarchical aggregation in groups of m entries", parseIntArg("--hierarchical", 2))
     .option("--mac", "MAC's decoding (diverse beam search 12/4/10) instead of greedy")
     .option("-n, --max-new-tokens <n>", "new tokens at most", parseIntArg("--max-new-tokens", 1), 16)
+    .option("--sources", "print the documents each answer drew on (share of the aggregator's attention, snippet)")
     .addOption(cacheOption())
     .action(async (questions: string[], opts: import("./commands/ask.js").AskCommandOptions) => {
       const { run } = await import("./commands/ask.js");
       await run(questions, opts, io);
+    });
+  program
+    .command("serve")
+    .description("serve the library over HTTP: documents in, answers with their sources out, and a web page at /")
+    .requiredOption("-c, --checkpoint <dir>", "MAC checkpoint or training run folder")
+    .requiredOption("-b, --bank <dir>", "memory bank folder (created if absent)")
+    .option("-p, --port <n>", "port (0: any free one)", parseIntArg("--port", 0), 8080)
+    .option("--host <host>", "address to listen on (default loopback only)", "127.0.0.1")
+    .option("--token <token>", "bearer token required for writes (default: $MACLM_TOKEN, else writes are open)")
+    .addOption(
+      new Option("--dtype <dtype>", "storage precision of new entries")
+        .choices(["float32", "float16"])
+        .default("float16"),
+    )
+    .option("--max-batch <n>", "documents per request at most (default 64)", parseIntArg("--max-batch", 1))
+    .option(
+      "--max-document-chars <n>",
+      "characters per document (default 100000)",
+      parseIntArg("--max-document-chars", 1),
+    )
+    .option(
+      "--max-question-chars <n>",
+      "characters per question (default 2000)",
+      parseIntArg("--max-question-chars", 1),
+    )
+    .option("--body-limit <bytes>", "request body size at most (default 8 MiB)", parseIntArg("--body-limit", 1024))
+    .addOption(cacheOption())
+    .action(async (opts: import("./commands/serve.js").ServeCommandOptions) => {
+      const { run } = await import("./commands/serve.js");
+      await run(opts, io);
     });
   program
     .command("demo")

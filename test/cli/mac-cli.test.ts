@@ -81,9 +81,24 @@ describe.skipIf(!present)(`mac-lm train / adapt / ask${present ? "" : smol.skipN
     expect(a.stdout).toMatch(/2 entries \(0 already present\)/);
     const again = await cli(["adapt", "-c", run, "-b", bank, docs[0]!]);
     expect(again.stdout).toMatch(/2 entries \(1 already present\)/);
-    const q = await cli(["ask", "-c", run, "-b", bank, "--compare", "-n", "4", "Where was Zorvath Quellin born?"]);
+    const q = await cli([
+      "ask",
+      "-c",
+      run,
+      "-b",
+      bank,
+      "--compare",
+      "--sources",
+      "-n",
+      "4",
+      "Where was Zorvath Quellin born?",
+    ]);
     expect(q.code, q.stderr).toBe(0);
-    expect(q.stdout).toMatch(/Q: Where was Zorvath Quellin born\?\nA \(memory of 2 documents\): .*\nA \(no memory\): /);
+    expect(q.stdout).toMatch(/Q: Where was Zorvath Quellin born\?\nA \(memory of 2 documents\): .*\n/);
+    expect(q.stdout).toMatch(/\nA \(no memory\): /);
+    // --sources: both documents with their attention shares, the closest sentence as the snippet.
+    expect(q.stdout).toMatch(/ +\d+\.\d % {2}[0-9a-f]{24}: Zorvath Quellin was born in Mirefall in 1843\.\n/);
+    expect(q.stdout).toMatch(/ +\d+\.\d % {2}[0-9a-f]{24}: The Kelt company makes glass boats\.\n/);
     const h = await cli(["ask", "-c", run, "-b", bank, "--hierarchical", "2", "-n", "2", "Who makes glass boats?"]);
     expect(h.code, h.stderr).toBe(0);
     const bad = await cli(["ask", "-c", run, "-b", join(dir, "nowhere"), "Q?"]);

@@ -1,15 +1,14 @@
 /**
- * `mac-lm adapt`: online adaptation. Each document goes through the amortization network once (no gradients) and its
- * memory entry is appended to the bank (a durable SQLite file: an acknowledged document survives a crash).
+ * `mac-lm adapt`: online adaptation through the library (Mac.adapt): each document goes through the amortization
+ * network once (no gradients) and its memory entry is stored in the bank (a durable SQLite file: an acknowledged
+ * document survives a crash).
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Mac } from "../../api/mac.js";
 import { MacLmError } from "../../errors.js";
 import { loadSquad } from "../../data/squad.js";
-import { checkpointFingerprint, loadMac } from "../../mac/io.js";
-import { MemoryBank } from "../../mac/memory/bank.js";
-import { scope } from "../../tensor/index.js";
 import type { CliIO } from "../main.js";
 
 export interface AdaptCommandOptions {
@@ -43,41 +42,26 @@ export function readDocuments(texts: readonly string[], o: { file?: string; squa
 
 export async function run(texts: string[], o: AdaptCommandOptions, io: CliIO): Promise<void> {
   const docs = readDocuments(texts, o);
-  const mac = await loadMac(o.checkpoint, { cacheDir: o.cache });
-  mkdirSync(o.bank, { recursive: true });
-  const bank = MemoryBank.open(bankFile(o.bank), {
-    T: mac.numSlots,
-    d: mac.base.hiddenSize,
-    dtype: o.dtype,
-    modelFingerprint: checkpointFingerprint(o.checkpoint),
-  });
+  const mac = await Mac.load(o.checkpoint, { bank: o.bank, dtype: o.dtype, cacheDir: o.cache });
   try {
-    const fresh = docs.filter((d) => !bank.has(docId(d)));
     const t0 = performance.now();
-    for (let i = 0; i < fresh.length; i += o.batchSize) {
-      const batch = fresh.slice(i, i + o.batchSize);
-      scope(() => {
-        const [entries] = mac.amortizeBatched(batch, batch.length); // (n, T, d), no gradients
-        bank.appendBatch(
-          batch.map(docId),
-          entries!,
-          batch.map((text) => ({ chars: text.length, preview: text.slice(0, 80) })),
-          { onDuplicate: "skip" },
-        );
-      });
-      const done = Math.min(fresh.length, i + o.batchSize);
-      const rate = done / ((performance.now() - t0) / 1000);
-      io.stderr.write(
-        `\radapt: ${done}/${fresh.length} documents, ${rate.toFixed(1)} docs/s, ETA ${((fresh.length - done) / rate).toFixed(0)} s   `,
-      );
-    }
-    if (fresh.length > 0) io.stderr.write("\n");
-    io.stdout.write(
-      `bank ${bankFile(o.bank)}: ${bank.count} entries (${docs.length - fresh.length} already present)\n`,
+    // Ids are content hashes: a document already in the bank is skipped, not amortized again.
+    const r = await mac.adapt(
+      docs.map((text) => ({ id: docId(text), text, meta: { chars: text.length, preview: text.slice(0, 80) } })),
+      {
+        batchSize: o.batchSize,
+        onExisting: "skip",
+        onProgress: (done, total) => {
+          const rate = done / ((performance.now() - t0) / 1000);
+          io.stderr.write(
+            `\radapt: ${done}/${total} documents, ${rate.toFixed(1)} docs/s, ETA ${((total - done) / rate).toFixed(0)} s   `,
+          );
+        },
+      },
     );
+    if (r.added.length > 0) io.stderr.write("\n");
+    io.stdout.write(`bank ${bankFile(o.bank)}: ${mac.stats().entries} entries (${r.skipped.length} already present)\n`);
   } finally {
-    bank.close();
-    mac.dispose();
-    mac.base.dispose();
+    await mac.close();
   }
 }
