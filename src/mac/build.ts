@@ -27,7 +27,8 @@ export async function loadBase(
   opts: BuildOptions = {},
 ): Promise<{ model: ReturnType<typeof loadCausalLM>; tokenizer: Tokenizer }> {
   const r = await resolveModel(nameOrPath, { cacheDir: opts.cacheDir });
-  const weights = r.weights ?? r.dir;
+  // A GGUF file is the whole model; safetensors weights are loaded from their folder (config.json beside them).
+  const weights = r.weights !== null && r.weights.toLowerCase().endsWith(".gguf") ? r.weights : r.dir;
   const model = loadCausalLM(weights, { freeze: true });
   let tokenizer: Tokenizer;
   if (weights.toLowerCase().endsWith(".gguf")) {

@@ -12,7 +12,7 @@ import { loadSquad } from "../../data/squad.js";
 import { scoreAll } from "../../eval/metrics.js";
 import { resolveModel } from "../../hub/pull.js";
 import { readConfig } from "../../mac/config.js";
-import { checkpointFingerprint, loadMac } from "../../mac/io.js";
+import { loadMac, macFingerprint } from "../../mac/io.js";
 import { MemoryBank } from "../../mac/memory/bank.js";
 import { scope } from "../../tensor/index.js";
 import type { CliIO } from "../main.js";
@@ -58,7 +58,7 @@ export async function run(o: DemoCommandOptions, io: CliIO): Promise<void> {
   const bank = MemoryBank.open(join(dir, "bank.sqlite"), {
     T: mac.numSlots,
     d: mac.base.hiddenSize,
-    modelFingerprint: checkpointFingerprint(checkpoint),
+    modelFingerprint: await macFingerprint(checkpoint, { cacheDir: o.cache }),
   });
   try {
     const t1 = performance.now();
