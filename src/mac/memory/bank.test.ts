@@ -345,3 +345,188 @@ describe("MemoryBank", () => {
     r.close();
   });
 });
+
+describe("MemoryBank documents (schema v2)", () => {
+  const T = 2;
+  const d = 3;
+  const entriesOf = (k: number, n = 1): Tensor =>
+    Tensor.from(
+      Float32Array.from(
+        { length: n * T * d },
+        (_, j) => latentOf(k * 10 + Math.floor(j / (T * d)), T * d)[j % (T * d)]!,
+      ),
+      [n, T, d],
+    );
+
+  it("stores documents with text, title, metadata and several windows; lists them; maps entries to documents", () => {
+    const p = freshPath();
+    const bank = MemoryBank.open(p, { T, d });
+    expect(
+      bank.putDocument({ id: "a", text: "Alpha text.", title: "Alpha", meta: { lang: "en" }, entries: entriesOf(1) }),
+    ).toBe(0);
+    expect(
+      bank.putDocuments([
+        { id: "b", text: "Bravo, long: three windows.", entries: entriesOf(2, 3) },
+        { id: "c", text: "Charlie", entries: entriesOf(3).reshapeView([T, d]) },
+      ]),
+    ).toEqual([1, 4]);
+    bank.close();
+
+    const r = MemoryBank.open(p, { readonly: true });
+    expect(r.count).toBe(5);
+    expect(r.documentCount).toBe(3);
+    expect(r.entryDocIds()).toEqual(["a", "b", "b", "b", "c"]);
+    const docs = r.documents();
+    expect(docs.map((x) => [x.id, x.title, x.chars, x.entries, x.meta])).toEqual([
+      ["a", "Alpha", 11, 1, { lang: "en" }],
+      ["b", null, 27, 3, null],
+      ["c", null, 7, 1, null],
+    ]);
+    expect(Number.isNaN(Date.parse(docs[0]!.addedAt))).toBe(false);
+    expect(r.document("b")?.entries).toBe(3);
+    expect(r.document("zzz")).toBeUndefined();
+    expect(r.documentText("b")).toBe("Bravo, long: three windows.");
+    expect(r.documentText("zzz")).toBeUndefined();
+    const all = r.loadAll();
+    const want = [entriesOf(1), entriesOf(2, 3), entriesOf(3)];
+    expect(Array.from(all.f32)).toEqual(want.flatMap((t) => Array.from(t.f32)));
+    const b = r.documentEntries("b");
+    expect(b.shape).toEqual([3, T, d]);
+    expect(Array.from(b.f32)).toEqual(Array.from(want[1]!.f32));
+    expectError(() => r.get(["b"]), "MACLM_BAD_ARGUMENT", '"b" has 3 entries');
+    expectError(() => r.putDocument({ id: "x", text: "", entries: entriesOf(1) }), "MACLM_BAD_ARGUMENT", "readonly");
+    r.close();
+    for (const t of [all, b, ...want]) t.dispose();
+  });
+
+  it("re-putting an id replaces its document and entries; removeDocument deletes them; order stays consistent", () => {
+    const p = freshPath();
+    const bank = MemoryBank.open(p, { T, d });
+    bank.putDocuments([
+      { id: "a", text: "A1", entries: entriesOf(1) },
+      { id: "b", text: "B1", entries: entriesOf(2, 2) },
+      { id: "c", text: "C1", entries: entriesOf(3) },
+    ]);
+    // Replace b with one window: it moves to the end, its old entries are gone.
+    expect(bank.putDocument({ id: "b", text: "B2", title: "new", entries: entriesOf(4) })).toBe(2);
+    expect(bank.entryDocIds()).toEqual(["a", "c", "b"]);
+    expect(bank.documentText("b")).toBe("B2");
+    expect(bank.documents().map((x) => x.id)).toEqual(["a", "c", "b"]);
+    expect(bank.indexOf("b")).toBe(2);
+    expect(bank.removeDocument("a")).toBe(true);
+    expect(bank.removeDocument("a")).toBe(false);
+    expect(bank.has("a")).toBe(false);
+    expect(bank.count).toBe(2);
+    expect(bank.ids()).toEqual(["c", "b"]);
+    expect(bank.list().map((e) => [e.id, e.index])).toEqual([
+      ["c", 0],
+      ["b", 1],
+    ]);
+    // Positions are ranks, idx gaps are invisible to readRange/groups.
+    const r1 = bank.readRange(1, 2);
+    expect(Array.from(r1.f32)).toEqual(Array.from(entriesOf(4).f32));
+    const seen: number[][] = [];
+    for (const g of bank.groups(1)) {
+      seen.push(Array.from(g.f32));
+      g.dispose();
+    }
+    expect(seen).toEqual([Array.from(entriesOf(3).f32), Array.from(entriesOf(4).f32)]);
+    // Replacing within one call: the last one wins.
+    bank.putDocuments([
+      { id: "d", text: "D1", entries: entriesOf(5) },
+      { id: "d", text: "D2", entries: entriesOf(6) },
+    ]);
+    expect(bank.documentText("d")).toBe("D2");
+    expect(bank.entryDocIds()).toEqual(["c", "b", "d"]);
+    // The raw tables hold nothing of removed or replaced documents.
+    bank.close();
+    const raw = new Database(p, { readonly: true });
+    expect(raw.prepare("SELECT count(*) FROM payloads").pluck().get()).toBe(3);
+    expect(raw.prepare("SELECT count(*) FROM entries").pluck().get()).toBe(3);
+    expect(raw.prepare("SELECT count(*) FROM documents").pluck().get()).toBe(3);
+    expect(raw.pragma("integrity_check", { simple: true })).toBe("ok");
+    raw.close();
+    r1.dispose();
+  });
+
+  it("validates documents before writing anything", () => {
+    const bank = MemoryBank.open(freshPath(), { T, d });
+    bank.putDocument({ id: "keep", text: "k", entries: entriesOf(1) });
+    const bad = (doc: object, ...parts: string[]): void =>
+      expectError(
+        () =>
+          bank.putDocuments([
+            { id: "fine", text: "f", entries: entriesOf(2) },
+            doc as Parameters<MemoryBank["putDocument"]>[0],
+          ]),
+        ...(["MACLM_BAD_ARGUMENT", ...parts] as [string, ...string[]]),
+      );
+    bad({ id: "", text: "t", entries: entriesOf(1) }, "non-empty string");
+    bad({ id: "x", text: 42, entries: entriesOf(1) }, '"x"', "text must be a string");
+    bad({ id: "x", text: "t", title: 7, entries: entriesOf(1) }, "title must be a string");
+    bad({ id: "x", text: "t", meta: [1], entries: entriesOf(1) }, "metadata must be a JSON object");
+    bad({ id: "x", text: "t", entries: [1, 2] }, "entries must be a Tensor");
+    bad({ id: "x", text: "t", entries: Tensor.from([NaN, 0, 0, 0, 0, 0], [1, T, d]) }, '"x", window 0', "not finite");
+    expect(() => bank.putDocument({ id: "x", text: "t", entries: Tensor.zeros([0, T, d]) })).toThrow(ShapeError);
+    expect(() => bank.putDocument({ id: "x", text: "t", entries: Tensor.zeros([1, T, d + 1]) })).toThrow(
+      /\(n ≥ 1, T, d\)/,
+    );
+    expect(bank.documents().map((x) => x.id)).toEqual(["keep"]); // "fine" was never written
+    bank.close();
+  });
+
+  it("migrates a version-1 bank in place when opened for writing, and refuses it readonly with how to migrate", () => {
+    const p = freshPath();
+    // A version-1 bank exactly as the previous schema wrote it.
+    const v1 = new Database(p);
+    v1.pragma("journal_mode = WAL");
+    v1.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) STRICT;
+      CREATE TABLE entries (idx INTEGER PRIMARY KEY, doc_id TEXT NOT NULL UNIQUE, metadata TEXT) STRICT;
+      CREATE TABLE payloads (idx INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
+      PRAGMA application_id = ${0x4d41434d};
+      PRAGMA user_version = 1;
+      INSERT INTO meta VALUES ('schema_version', '1'), ('T', '${T}'), ('d', '${d}'), ('dtype', 'float32'),
+                              ('model_fingerprint', 'fp'), ('created_at', '2025-01-02T03:04:05.000Z');
+    `);
+    const ins = v1.prepare("INSERT INTO entries VALUES (?, ?, ?)");
+    const pay = v1.prepare("INSERT INTO payloads VALUES (?, ?)");
+    for (let k = 0; k < 3; k++) {
+      ins.run(k, `old-${k}`, k === 1 ? JSON.stringify({ title: "Second", n: 2 }) : null);
+      const f = latentOf(k, T * d);
+      pay.run(k, Buffer.from(f.buffer));
+    }
+    v1.close();
+
+    expectError(() => MemoryBank.open(p, { readonly: true }), "MACLM_BAD_FILE", p, "schema version 1", "migrate");
+    const bank = MemoryBank.open(p, { modelFingerprint: "fp" });
+    expect(bank.count).toBe(3);
+    expect(bank.documents().map((x) => [x.id, x.title, x.chars, x.entries, x.meta, x.addedAt])).toEqual([
+      ["old-0", null, 0, 1, null, "2025-01-02T03:04:05.000Z"],
+      ["old-1", "Second", 0, 1, { title: "Second", n: 2 }, "2025-01-02T03:04:05.000Z"],
+      ["old-2", null, 0, 1, null, "2025-01-02T03:04:05.000Z"],
+    ]);
+    const all = bank.loadAll();
+    expect(Array.from(all.f32)).toEqual([0, 1, 2].flatMap((k) => Array.from(latentOf(k, T * d))));
+    bank.putDocument({ id: "new", text: "fresh", entries: entriesOf(9) });
+    expect(bank.removeDocument("old-1")).toBe(true);
+    expect(bank.entryDocIds()).toEqual(["old-0", "old-2", "new"]);
+    bank.close();
+    const raw = new Database(p, { readonly: true });
+    expect(raw.pragma("user_version", { simple: true })).toBe(2);
+    expect(raw.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get()).toBe("2");
+    raw.close();
+    const again = MemoryBank.open(p, { readonly: true }); // version 2 now: readonly is fine
+    expect(again.entryDocIds()).toEqual(["old-0", "old-2", "new"]);
+    again.close();
+    all.dispose();
+
+    // A newer schema than this code knows is refused.
+    const future = freshPath();
+    MemoryBank.open(future, { T, d }).close();
+    const f = new Database(future);
+    f.exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+    f.close();
+    expectError(() => MemoryBank.open(future), "MACLM_BAD_FILE", "schema version 99");
+  });
+});

@@ -1,32 +1,41 @@
 /**
- * MemoryBank: MAC's memory of amortized contexts, on disk. Append-only and durable.
+ * MemoryBank: MAC's memory of amortized contexts, on disk, durable, organised by document.
  *
- * One entry per document: its (T, d) latent from the amortization network (mac-reference.md §3.1), a document id
- * (unique within the bank), optional JSON metadata and a 0-based insertion index. The bank is read back in
- * insertion order, whole (loadAll → (N, T, d)) or in consecutive groups of M entries for hierarchical aggregation
- * (§3.3), as float32 tensors.
+ * A document (an id unique within the bank, its text, an optional title and JSON metadata) owns one or more memory
+ * entries: (T, d) latents from the amortization network (mac-reference.md §3.1), one per window of the document
+ * (a short document has one window). The entries of all documents are read back in one stable order, the
+ * aggregation order (by insertion; a replaced document's entries move to the end), whole (loadAll → (N, T, d)) or
+ * in consecutive groups of M entries for hierarchical aggregation (§3.3), as float32 tensors; entryDocIds() gives
+ * the document of each entry in that order, which is how provenance maps attention back to documents.
  *
- * Storage is one SQLite file (better-sqlite3), journal_mode=WAL with synchronous=FULL: append() returns after its
- * transaction is committed and the WAL is fsynced, so an acknowledged entry survives a crash of the process (and of
- * the machine), and a crash mid-append leaves the bank as it was before that append (the transaction is atomic).
+ * Storage is one SQLite file (better-sqlite3), journal_mode=WAL with synchronous=FULL: a write returns after its
+ * transaction is committed and the WAL is fsynced, so an acknowledged document survives a crash of the process (and
+ * of the machine), and a crash mid-write leaves the bank as it was before that write (the transaction is atomic).
  *
- * Schema (version 1; PRAGMA application_id = 0x4d41434d "MACM", PRAGMA user_version = 1):
+ * Schema (version 2; PRAGMA application_id = 0x4d41434d "MACM", PRAGMA user_version = 2):
  *   meta(key TEXT PRIMARY KEY, value TEXT)   schema_version, T, d, dtype, model_fingerprint, created_at
- *   entries(idx INTEGER PRIMARY KEY, doc_id TEXT NOT NULL UNIQUE, metadata TEXT)   small rows: ids/metadata queries
- *                                                                                  never touch the latents
- *   payloads(idx INTEGER PRIMARY KEY, data BLOB NOT NULL)   T·d little-endian float32 or IEEE half values, row-major
- * idx is the insertion index (0, 1, 2, … with no gaps: entries are never deleted). Opening reads the meta table and
- * max(idx) only, so it takes milliseconds whatever the bank's size.
+ *   documents(doc_id TEXT PRIMARY KEY, title TEXT, text TEXT NOT NULL, metadata TEXT, added_at TEXT NOT NULL,
+ *             n_entries INTEGER NOT NULL)                       one row per document; its rowid is insertion order
+ *   entries(idx INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, win INTEGER NOT NULL, UNIQUE (doc_id, win))
+ *                                                               small rows: id queries never touch the latents
+ *   payloads(idx INTEGER PRIMARY KEY, data BLOB NOT NULL)       T·d little-endian float32 or IEEE half values
+ * idx orders the entries (aggregation order); it grows with each insertion and has gaps where documents were
+ * removed, so positions (0 … count−1, what readRange/groups/indexOf speak of) are ranks of idx, not idx itself.
+ * Opening reads the meta table only, so it takes milliseconds whatever the bank's size.
+ *
+ * Version 1 banks (one entry per document, no stored text) are migrated in place, in one transaction, when opened
+ * for writing: each entry becomes a document with empty text (version 1 did not keep the text) and its metadata;
+ * opened readonly, a version 1 bank is refused with a message saying how to migrate it.
  *
  * float16 storage halves disk and memory; values are rounded to nearest even (f16.ts) and must be finite with
- * magnitude below 65520 (which would round to Infinity): append() rejects anything else rather than store ±Inf/NaN.
+ * magnitude below 65520 (which would round to Infinity): writes reject anything else rather than store ±Inf/NaN.
  *
- * Duplicate ids: append() throws MACLM_DUPLICATE_ID by default (nothing of that call is written). With
- * { onDuplicate: "skip" } an entry whose id is already stored is skipped (its stored latent is kept, not compared),
- * which makes re-running a partly processed stream after a crash idempotent.
+ * Ids: putDocument()/putDocuments() replace a stored document with the same id (idempotent ids); removeDocument()
+ * deletes one with all its entries. The lower-level append() stores one-entry documents and, for a stored id,
+ * throws MACLM_DUPLICATE_ID by default (nothing of that call is written) or skips it with { onDuplicate: "skip" }.
  *
  * Several processes may open one bank: SQLite serialises writers (a busy writer waits up to `timeoutMs`) and
- * readers see committed entries only.
+ * readers see committed writes only.
  */
 import { existsSync } from "node:fs";
 import { endianness } from "node:os";
@@ -71,16 +80,44 @@ export interface OpenMemoryBankOptions {
 /** A latent: a (T, d) or (1, T, d) float tensor, or T·d numbers in row-major order. */
 export type LatentInput = Tensor | Float32Array | Float64Array | readonly number[];
 
+/** A one-entry document for append(). */
 export interface BankEntryInput {
   id: string;
   latent: LatentInput;
   metadata?: JsonObject;
+  /** The document's text (stored so the entry can be recomputed; default empty). */
+  text?: string;
+  title?: string;
 }
 
 export interface BankEntryInfo {
   id: string;
+  /** Position of the document's first entry in aggregation order. */
   index: number;
   metadata: JsonObject | null;
+}
+
+/** A document and its memory entries, for putDocument(). */
+export interface BankDocumentInput {
+  id: string;
+  text: string;
+  title?: string | null;
+  meta?: JsonObject | null;
+  /** Its entries, one per window: (n, T, d) or (T, d) for one; float32 or float64. */
+  entries: Tensor;
+}
+
+/** A stored document (documents()). */
+export interface BankDocumentInfo {
+  id: string;
+  title: string | null;
+  /** Length of the stored text in UTF-16 code units (string length). */
+  chars: number;
+  /** Number of memory entries (windows). */
+  entries: number;
+  /** When it was (last) stored, ISO 8601. */
+  addedAt: string;
+  meta: JsonObject | null;
 }
 
 export interface AppendOptions {
@@ -88,7 +125,7 @@ export interface AppendOptions {
   onDuplicate?: "error" | "skip";
 }
 
-const SCHEMA_VERSION = 1;
+export const BANK_SCHEMA_VERSION = 2;
 const APPLICATION_ID = 0x4d41434d; // "MACM"
 const BANK_DTYPES: readonly BankDType[] = ["float32", "float16"];
 /** Rows per query when reading many entries (bounds the Buffers held at once). */
@@ -105,6 +142,24 @@ function checkDim(value: unknown, field: string, path: string): number {
   return value;
 }
 
+interface DocRow {
+  doc_id: string;
+  title: string | null;
+  chars: number;
+  n_entries: number;
+  added_at: string;
+  metadata: string | null;
+}
+
+/** A document ready to be written: validated, metadata serialised, payloads encoded. */
+interface EncodedDoc {
+  id: string;
+  title: string | null;
+  text: string;
+  metadata: string | null;
+  payloads: Buffer[];
+}
+
 export class MemoryBank {
   readonly path: string;
   readonly config: Readonly<MemoryBankConfig>;
@@ -113,18 +168,9 @@ export class MemoryBank {
   private db: Database.Database | null;
   private readonly entrySize: number; // T·d
   private readonly payloadBytes: number;
-  private readonly stmts: {
-    count: Database.Statement<[], number>;
-    indexOf: Database.Statement<[string], number>;
-    insertEntry: Database.Statement<[number, string, string | null]>;
-    insertPayload: Database.Statement<[number, Buffer]>;
-    idRange: Database.Statement<[number, number], string>;
-    infoRange: Database.Statement<[number, number], { idx: number; doc_id: string; metadata: string | null }>;
-    infoById: Database.Statement<[string], { idx: number; doc_id: string; metadata: string | null }>;
-    payload: Database.Statement<[number], Buffer>;
-    payloadRange: Database.Statement<[number, number], Buffer>;
-  };
-  private readonly appendTxn: (rows: EncodedEntry[], onDuplicate: "error" | "skip") => number[];
+  private readonly stmts: ReturnType<typeof prepare>;
+  private readonly writeDocs: (docs: EncodedDoc[], onDuplicate: "replace" | "error" | "skip") => number[];
+  private readonly removeTxn: (id: string) => number;
 
   private constructor(path: string, db: Database.Database, config: MemoryBankConfig, readonly: boolean) {
     this.path = path;
@@ -133,51 +179,58 @@ export class MemoryBank {
     this.readonly = readonly;
     this.entrySize = config.T * config.d;
     this.payloadBytes = this.entrySize * bytesOf(config.dtype);
-    this.stmts = {
-      count: db.prepare<[], number>("SELECT coalesce(max(idx) + 1, 0) FROM entries").pluck(),
-      indexOf: db.prepare<[string], number>("SELECT idx FROM entries WHERE doc_id = ?").pluck(),
-      insertEntry: db.prepare("INSERT INTO entries (idx, doc_id, metadata) VALUES (?, ?, ?)"),
-      insertPayload: db.prepare("INSERT INTO payloads (idx, data) VALUES (?, ?)"),
-      idRange: db
-        .prepare<[number, number], string>("SELECT doc_id FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx")
-        .pluck(),
-      infoRange: db.prepare("SELECT idx, doc_id, metadata FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx"),
-      infoById: db.prepare("SELECT idx, doc_id, metadata FROM entries WHERE doc_id = ?"),
-      payload: db.prepare<[number], Buffer>("SELECT data FROM payloads WHERE idx = ?").pluck(),
-      payloadRange: db
-        .prepare<[number, number], Buffer>("SELECT data FROM payloads WHERE idx >= ? AND idx < ? ORDER BY idx")
-        .pluck(),
+    const s = (this.stmts = prepare(db));
+    /** Removes a document's rows; returns how many entries it had (−1: not stored). */
+    const remove = (id: string): number => {
+      s.deletePayloads.run(id);
+      const entries = s.deleteEntries.run(id).changes;
+      return s.deleteDocument.run(id).changes > 0 ? entries : -1;
     };
-    const txn = db.transaction((rows: EncodedEntry[], onDuplicate: "error" | "skip"): number[] => {
-      const first = this.stmts.count.get()!;
-      let next = first;
-      const indices: number[] = [];
-      for (const row of rows) {
-        const existing = this.stmts.indexOf.get(row.id);
-        if (existing !== undefined) {
-          if (onDuplicate === "skip") {
-            indices.push(existing);
-            continue;
-          }
-          const where = existing >= first ? "appears twice in this append" : `is already stored (index ${existing})`;
+    const write = db.transaction((docs: EncodedDoc[], onDuplicate: "replace" | "error" | "skip"): number[] => {
+      const seen = new Set<string>();
+      const positions: number[] = [];
+      const now = new Date().toISOString();
+      let count = s.count.get()!; // new entries go at the end: a document's position is the count before it
+      let idx = s.nextIdx.get()!;
+      for (const doc of docs) {
+        if (seen.has(doc.id) && onDuplicate === "error")
           throw new MacLmError(
             "MACLM_DUPLICATE_ID",
-            `memory bank ${this.path}: document id "${row.id}" ${where}; nothing of this append was written (use onDuplicate: "skip" to keep stored entries)`,
+            `memory bank ${this.path}: document id "${doc.id}" appears twice in this append; nothing of it was written`,
           );
+        seen.add(doc.id);
+        if (s.hasDocument.get(doc.id) !== undefined) {
+          if (onDuplicate === "skip") {
+            positions.push(this.position(doc.id)!);
+            continue;
+          }
+          if (onDuplicate === "error")
+            throw new MacLmError(
+              "MACLM_DUPLICATE_ID",
+              `memory bank ${this.path}: document id "${doc.id}" is already stored (index ${this.position(doc.id)}); nothing of this append was written (use onDuplicate: "skip" to keep stored entries)`,
+            );
+          count -= Math.max(0, remove(doc.id));
         }
-        this.stmts.insertEntry.run(next, row.id, row.metadata);
-        this.stmts.insertPayload.run(next, row.payload);
-        indices.push(next++);
+        s.insertDocument.run(doc.id, doc.title, doc.text, doc.metadata, now, doc.payloads.length);
+        positions.push(count);
+        doc.payloads.forEach((p, w) => {
+          s.insertEntry.run(idx, doc.id, w);
+          s.insertPayload.run(idx, p);
+          idx++;
+        });
+        count += doc.payloads.length;
       }
-      return indices;
+      return positions;
     });
-    this.appendTxn = (rows, onDuplicate) => txn.immediate(rows, onDuplicate);
+    this.writeDocs = (docs, onDuplicate) => write.immediate(docs, onDuplicate);
+    const removeTxn = db.transaction(remove);
+    this.removeTxn = (id) => removeTxn.immediate(id);
   }
 
   /**
    * Opens the bank at `path`, creating it if missing (then T and d are required). Throws MACLM_CONFIG_MISMATCH if
    * the bank exists with another T, d, dtype or model fingerprint than given, MACLM_BAD_FILE if the file is not a
-   * memory bank (or one of a newer schema).
+   * memory bank (or one of a newer schema, or of version 1 opened readonly).
    */
   static open(path: string, opts: OpenMemoryBankOptions = {}): MemoryBank {
     if (endianness() !== "LE")
@@ -205,7 +258,7 @@ export class MemoryBank {
       throw new MacLmError("MACLM_BAD_FILE", `memory bank ${path}: cannot open: ${(e as Error).message}`, { cause: e });
     }
     try {
-      const config = readonly ? readConfig(db, path) : initialise(db, path, opts);
+      const config = readonly ? readConfig(db, path, "refuse-v1") : initialise(db, path, opts);
       if (config === null)
         throw new MacLmError("MACLM_BAD_FILE", `memory bank ${path} is empty (no bank was created in it)`);
       checkConfig(path, config, opts);
@@ -221,27 +274,53 @@ export class MemoryBank {
     }
   }
 
-  // ---- writing -----------------------------------------------------------------------------------------
+  // ---- writing documents ----------------------------------------------------------------------------------
 
   /**
-   * Appends one entry or many (in one transaction: all or none are stored) and returns their insertion indices
-   * (with onDuplicate "skip", a skipped entry's index is that of the stored one). Returns once the entries are
+   * Stores a document with its entries in one transaction, replacing any stored document with the same id (and all
+   * of its entries). Durable when it returns. Returns the position of its first entry in aggregation order.
+   */
+  putDocument(doc: BankDocumentInput): number {
+    return this.putDocuments([doc])[0]!;
+  }
+
+  /** putDocument() for several documents in one transaction (all or none are stored; one fsync). */
+  putDocuments(docs: readonly BankDocumentInput[]): number[] {
+    this.writable("putDocuments");
+    if (docs.length === 0) return [];
+    return this.writeDocs(
+      docs.map((d) => this.encodeDocument(d)),
+      "replace",
+    );
+  }
+
+  /** Removes a document and all its entries in one transaction; false if it was not stored. Durable when it returns. */
+  removeDocument(id: string): boolean {
+    this.writable("removeDocument");
+    if (typeof id !== "string" || id.length === 0)
+      throw new MacLmError("MACLM_BAD_ARGUMENT", `memory bank ${this.path}: document id must be a non-empty string`);
+    return this.removeTxn(id) >= 0;
+  }
+
+  // ---- writing one-entry documents (lower level) ------------------------------------------------------------
+
+  /**
+   * Appends one-entry documents (in one transaction: all or none are stored) and returns their positions (with
+   * onDuplicate "skip", a skipped document's position is that of the stored one). Returns once the entries are
    * durable on disk. Every latent is validated before anything is written.
    */
   append(entries: BankEntryInput | readonly BankEntryInput[], opts: AppendOptions = {}): number[] {
-    this.live("append");
-    if (this.readonly)
-      throw new MacLmError("MACLM_BAD_ARGUMENT", `memory bank ${this.path} was opened readonly: cannot append`);
+    this.writable("append");
     const list = Array.isArray(entries) ? (entries as readonly BankEntryInput[]) : [entries as BankEntryInput];
     if (list.length === 0) return [];
-    const rows = list.map((e) => this.encode(e));
+    const rows = list.map((e) => this.encodeEntry(e));
     const onDuplicate = opts.onDuplicate ?? "error";
     if (onDuplicate !== "error" && onDuplicate !== "skip")
       throw new MacLmError(
         "MACLM_BAD_ARGUMENT",
         `memory bank ${this.path}: onDuplicate must be "error" or "skip", got ${String(onDuplicate)}`,
       );
-    return this.appendTxn(rows, onDuplicate);
+    return this.writeDocs(rows, onDuplicate);
   }
 
   /** Appends the rows of `latents` (n, T, d) under `ids` (n), in one transaction; see append(). */
@@ -262,12 +341,7 @@ export class MemoryBank {
         "MACLM_BAD_ARGUMENT",
         `MemoryBank.appendBatch: ${metadata.length} metadata for ${ids.length} ids`,
       );
-    const data = latents.data;
-    if (!(data instanceof Float32Array || data instanceof Float64Array))
-      throw new MacLmError(
-        "MACLM_DTYPE_MISMATCH",
-        `MemoryBank.appendBatch: latents must be float32 or float64, got ${latents.dtype}`,
-      );
+    const data = floatData(latents, "MemoryBank.appendBatch");
     const n = this.entrySize;
     const entries = ids.map((id, i): BankEntryInput => {
       const m = metadata?.[i];
@@ -278,43 +352,92 @@ export class MemoryBank {
     return this.append(entries, opts);
   }
 
-  // ---- reading -----------------------------------------------------------------------------------------
+  // ---- reading documents --------------------------------------------------------------------------------------
 
-  /** Number of entries. */
+  /** The stored documents, in insertion order (a replaced document counts as inserted when it was replaced). */
+  documents(): BankDocumentInfo[] {
+    this.live("documents");
+    return this.stmts.documents.all().map(toDocumentInfo);
+  }
+
+  /** One stored document's description, or undefined. */
+  document(id: string): BankDocumentInfo | undefined {
+    this.live("document");
+    const row = this.stmts.documentById.get(id);
+    return row === undefined ? undefined : toDocumentInfo(row);
+  }
+
+  /** Number of documents. */
+  get documentCount(): number {
+    this.live("documentCount");
+    return this.stmts.documentCount.get()!;
+  }
+
+  /** A stored document's text (empty for documents stored without it), or undefined if it is not stored. */
+  documentText(id: string): string | undefined {
+    this.live("documentText");
+    return this.stmts.documentText.get(id);
+  }
+
+  /** The document id of every entry, in aggregation order (a document with several windows appears once per entry). */
+  entryDocIds(): string[] {
+    this.live("entryDocIds");
+    return this.stmts.entryDocIds.all();
+  }
+
+  /** A document's entries (n, T, d) in window order, as float32. Throws if it is not stored. */
+  documentEntries(id: string): Tensor {
+    this.live("documentEntries");
+    const bufs = this.stmts.payloadsOf.all(id);
+    if (bufs.length === 0) throw this.missing([id]);
+    const out = Tensor.empty([bufs.length, this.config.T, this.config.d]);
+    bufs.forEach((b, i) => this.decodeInto(b, out.f32, i, `of "${id}", window ${i}`));
+    return out;
+  }
+
+  // ---- reading entries ------------------------------------------------------------------------------------------
+
+  /** Number of entries (all windows of all documents). */
   get count(): number {
     this.live("count");
     return this.stmts.count.get()!;
   }
 
+  /** Whether a document with this id is stored. */
   has(id: string): boolean {
     this.live("has");
-    return this.stmts.indexOf.get(id) !== undefined;
+    return this.stmts.hasDocument.get(id) !== undefined;
   }
 
-  /** Insertion index of `id`, or undefined. */
+  /** Position of the document's first entry in aggregation order, or undefined. */
   indexOf(id: string): number | undefined {
     this.live("indexOf");
-    return this.stmts.indexOf.get(id);
+    return this.position(id);
   }
 
-  /** Document ids in insertion order (entries [start, end) if given). */
+  /** Document ids of entries [start, end) in aggregation order (default: all). */
   ids(start = 0, end?: number): string[] {
     this.live("ids");
-    return this.stmts.idRange.all(start, end ?? this.count);
+    const stop = end ?? this.count;
+    if (stop <= start) return [];
+    return this.stmts.idPage.all(stop - start, start);
   }
 
-  /** Id, index and metadata of entries [start, end) (default: all), in insertion order. */
+  /** Id, position and metadata of the documents of entries [start, end) (default: all), in aggregation order. */
   list(start = 0, end?: number): BankEntryInfo[] {
     this.live("list");
     const stop = end ?? this.count;
-    return this.stmts.infoRange.all(start, stop).map(toInfo);
+    if (stop <= start) return [];
+    return this.stmts.infoPage
+      .all(stop - start, start)
+      .map((r, i) => ({ id: r.doc_id, index: start + i, metadata: parseMeta(r.metadata) }));
   }
 
-  /** Id, index and metadata of `id`, or undefined. */
+  /** Id, position and metadata of `id`, or undefined. */
   info(id: string): BankEntryInfo | undefined {
     this.live("info");
-    const row = this.stmts.infoById.get(id);
-    return row === undefined ? undefined : toInfo(row);
+    const row = this.stmts.documentById.get(id);
+    return row === undefined ? undefined : { id, index: this.position(id)!, metadata: parseMeta(row.metadata) };
   }
 
   /** Metadata of `id` (null when stored without); throws if `id` is not stored. */
@@ -324,31 +447,50 @@ export class MemoryBank {
     return info.metadata;
   }
 
-  /** The latents of `ids`, in that order, as a float32 tensor (ids.length, T, d). Throws if any id is missing. */
+  /**
+   * The latents of one-entry documents `ids`, in that order, as a float32 tensor (ids.length, T, d). Throws if any
+   * id is missing or has several entries (use documentEntries()).
+   */
   get(ids: readonly string[]): Tensor {
     this.live("get");
-    const indices = ids.map((id) => this.stmts.indexOf.get(id));
-    const missing = ids.filter((_, i) => indices[i] === undefined);
+    const missing = ids.filter((id) => this.stmts.hasDocument.get(id) === undefined);
     if (missing.length > 0) throw this.missing(missing);
     const out = Tensor.empty([ids.length, this.config.T, this.config.d]);
-    const dst = out.f32;
-    indices.forEach((idx, i) => this.decodeInto(this.stmts.payload.get(idx!)!, dst, i, idx!));
+    ids.forEach((id, i) => {
+      const bufs = this.stmts.payloadsOf.all(id);
+      if (bufs.length !== 1) {
+        out.dispose();
+        throw new MacLmError(
+          "MACLM_BAD_ARGUMENT",
+          `memory bank ${this.path}: document "${id}" has ${bufs.length} entries; get() reads one-entry documents (use documentEntries())`,
+        );
+      }
+      this.decodeInto(bufs[0]!, out.f32, i, `of "${id}"`);
+    });
     return out;
   }
 
   /**
-   * Consecutive groups of (up to) M entries in insertion order, as float32 tensors (M', T, d) with M' = M except
-   * possibly the last. Covers the entries stored when iteration starts; one group is in memory at a time. The
-   * caller owns each yielded tensor (dispose it, or iterate inside scope()).
+   * Consecutive groups of (up to) M entries in aggregation order, as float32 tensors (M', T, d) with M' = M except
+   * possibly the last. Covers the entries stored when iteration starts (documents removed meanwhile are skipped);
+   * one group is in memory at a time. The caller owns each yielded tensor (dispose it, or iterate inside scope()).
    */
   *groups(M: number): Generator<Tensor, void, undefined> {
     if (!Number.isInteger(M) || M <= 0)
       throw new MacLmError("MACLM_BAD_ARGUMENT", `MemoryBank.groups: M must be a positive integer, got ${M}`);
-    const n = this.count;
-    for (let start = 0; start < n; start += M) yield this.readRange(start, Math.min(start + M, n));
+    this.live("groups");
+    const last = this.stmts.maxIdx.get();
+    if (last === null || last === undefined) return;
+    let from = 0;
+    for (;;) {
+      const g = this.readFrom(from, last, M);
+      if (g === null) return;
+      from = g.nextIdx;
+      yield g.tensor;
+    }
   }
 
-  /** Entries [start, end) as a float32 tensor (end − start, T, d). */
+  /** Entries at positions [start, end) as a float32 tensor (end − start, T, d). */
   readRange(start: number, end: number): Tensor {
     this.live("readRange");
     const n = this.count;
@@ -357,19 +499,14 @@ export class MemoryBank {
         "MACLM_BAD_ARGUMENT",
         `MemoryBank.readRange: [${start}, ${end}) is not a range of the ${n} entries of ${this.path}`,
       );
-    const out = Tensor.empty([end - start, this.config.T, this.config.d]);
-    const dst = out.f32;
-    for (let s = start; s < end; s += READ_CHUNK) {
-      const e = Math.min(s + READ_CHUNK, end);
-      const bufs = this.stmts.payloadRange.all(s, e);
-      if (bufs.length !== e - s)
-        throw new MacLmError(
-          "MACLM_BAD_FILE",
-          `memory bank ${this.path}: entries [${s}, ${e}) have ${bufs.length} payloads`,
-        );
-      bufs.forEach((b, i) => this.decodeInto(b, dst, s - start + i, s + i));
+    if (end === start) return Tensor.empty([0, this.config.T, this.config.d]);
+    const first = this.stmts.idxAt.get(start)!;
+    const g = this.readFrom(first, Number.MAX_SAFE_INTEGER, end - start);
+    if (g === null || g.tensor.dim(0) !== end - start) {
+      g?.tensor.dispose();
+      throw new MacLmError("MACLM_BAD_FILE", `memory bank ${this.path}: entries [${start}, ${end}) are incomplete`);
     }
-    return out;
+    return g.tensor;
   }
 
   /** All entries as one float32 tensor (N, T, d), for full aggregation of small banks. */
@@ -393,11 +530,41 @@ export class MemoryBank {
     return `MemoryBank(${this.path}, T=${T}, d=${d}, ${dtype}${this.closed ? ", closed" : ""})`;
   }
 
-  // ---- internals ---------------------------------------------------------------------------------------
+  // ---- internals ------------------------------------------------------------------------------------------------
 
   private live(op: string): void {
     if (this.db === null)
       throw new MacLmError("MACLM_DISPOSED", `MemoryBank.${op}: memory bank ${this.path} is closed`);
+  }
+
+  private writable(op: string): void {
+    this.live(op);
+    if (this.readonly)
+      throw new MacLmError("MACLM_BAD_ARGUMENT", `memory bank ${this.path} was opened readonly: cannot ${op}`);
+  }
+
+  private position(id: string): number | undefined {
+    const idx = this.stmts.firstIdxOf.get(id);
+    return idx === null || idx === undefined ? undefined : this.stmts.countBefore.get(idx)!;
+  }
+
+  /** Up to `limit` entries with fromIdx ≤ idx ≤ lastIdx, in order; null if there are none. */
+  private readFrom(fromIdx: number, lastIdx: number, limit: number): { tensor: Tensor; nextIdx: number } | null {
+    const rows: { idx: number; data: Buffer }[][] = [];
+    let got = 0;
+    let next = fromIdx;
+    while (got < limit) {
+      const page = this.stmts.payloadPage.all(next, lastIdx, Math.min(READ_CHUNK, limit - got));
+      if (page.length === 0) break;
+      rows.push(page);
+      got += page.length;
+      next = page[page.length - 1]!.idx + 1;
+    }
+    if (got === 0) return null;
+    const out = Tensor.empty([got, this.config.T, this.config.d]);
+    let row = 0;
+    for (const page of rows) for (const r of page) this.decodeInto(r.data, out.f32, row++, `at idx ${r.idx}`);
+    return { tensor: out, nextIdx: next };
   }
 
   private missing(ids: readonly string[]): MacLmError {
@@ -411,14 +578,59 @@ export class MemoryBank {
     );
   }
 
-  private encode(e: BankEntryInput): EncodedEntry {
-    const where = `memory bank ${this.path}: entry "${String(e?.id)}"`;
-    if (typeof e?.id !== "string" || e.id.length === 0)
+  private checkId(id: unknown): string {
+    if (typeof id !== "string" || id.length === 0)
       throw new MacLmError(
         "MACLM_BAD_ARGUMENT",
-        `memory bank ${this.path}: document id must be a non-empty string, got ${String(e?.id)}`,
+        `memory bank ${this.path}: document id must be a non-empty string, got ${String(id)}`,
       );
-    const values = this.latentValues(e.latent, e.id);
+    return id;
+  }
+
+  private encodeEntry(e: BankEntryInput): EncodedDoc {
+    const id = this.checkId(e?.id);
+    const where = `memory bank ${this.path}: entry "${id}"`;
+    return {
+      id,
+      title: optionalString(e.title, `${where}: title`),
+      text: e.text === undefined ? "" : requireString(e.text, `${where}: text`),
+      metadata: encodeMeta(e.metadata, where),
+      payloads: [this.encodeLatent(this.latentValues(e.latent, id), where)],
+    };
+  }
+
+  private encodeDocument(doc: BankDocumentInput): EncodedDoc {
+    const id = this.checkId(doc?.id);
+    const where = `memory bank ${this.path}: document "${id}"`;
+    const text = requireString(doc.text, `${where}: text`);
+    const { T, d } = this.config;
+    const e = doc.entries;
+    if (!(e instanceof Tensor))
+      throw new MacLmError("MACLM_BAD_ARGUMENT", `${where}: entries must be a Tensor (n, T, d)`);
+    const ok =
+      (e.ndim === 3 && e.dim(0) >= 1 && e.dim(1) === T && e.dim(2) === d) ||
+      (e.ndim === 2 && e.dim(0) === T && e.dim(1) === d);
+    if (!ok)
+      throw new ShapeError(
+        "MemoryBank.putDocument",
+        `document "${id}": entries ${fmtShape(e.shape)} are not (n ≥ 1, T, d) = (n, ${T}, ${d}) of ${this.path}`,
+      );
+    const data = floatData(e, `MemoryBank.putDocument: document "${id}"`);
+    const n = e.ndim === 3 ? e.dim(0) : 1;
+    const size = this.entrySize;
+    const payloads = Array.from({ length: n }, (_, w) =>
+      this.encodeLatent(data.subarray(w * size, (w + 1) * size), `${where}, window ${w}`),
+    );
+    return {
+      id,
+      title: optionalString(doc.title, `${where}: title`),
+      text,
+      metadata: encodeMeta(doc.meta ?? undefined, where),
+      payloads,
+    };
+  }
+
+  private encodeLatent(values: Float32Array | Float64Array | readonly number[], where: string): Buffer {
     const overflow = this.config.dtype === "float16" ? F16_OVERFLOW : Infinity;
     for (let i = 0; i < values.length; i++) {
       const v = values[i]!;
@@ -428,31 +640,13 @@ export class MemoryBank {
           `${where}: latent value ${v} at element ${i} is not ${this.config.dtype === "float16" ? "representable in float16 (|x| < 65520)" : "finite"}`,
         );
     }
-    let payload: Buffer;
     if (this.config.dtype === "float16") {
       const h = new Uint16Array(this.entrySize);
       encodeF16(values, h);
-      payload = Buffer.from(h.buffer, h.byteOffset, h.byteLength);
-    } else {
-      const f = values instanceof Float32Array ? values.slice() : Float32Array.from(values);
-      payload = Buffer.from(f.buffer, f.byteOffset, f.byteLength);
+      return Buffer.from(h.buffer, h.byteOffset, h.byteLength);
     }
-    let metadata: string | null = null;
-    if (e.metadata !== undefined) {
-      const m = e.metadata as unknown;
-      if (m === null || typeof m !== "object" || Array.isArray(m))
-        throw new MacLmError("MACLM_BAD_ARGUMENT", `${where}: metadata must be a JSON object`);
-      try {
-        metadata = JSON.stringify(m);
-      } catch (err) {
-        throw new MacLmError(
-          "MACLM_BAD_ARGUMENT",
-          `${where}: metadata is not JSON-serialisable: ${(err as Error).message}`,
-          { cause: err },
-        );
-      }
-    }
-    return { id: e.id, metadata, payload };
+    const f = values instanceof Float32Array ? values.slice() : Float32Array.from(values);
+    return Buffer.from(f.buffer, f.byteOffset, f.byteLength);
   }
 
   private latentValues(latent: LatentInput, id: string): Float32Array | Float64Array | readonly number[] {
@@ -466,13 +660,7 @@ export class MemoryBank {
           "MemoryBank.append",
           `entry "${id}": latent ${fmtShape(latent.shape)} is not (T, d) = (${T}, ${d}) of ${this.path}`,
         );
-      const data = latent.data;
-      if (!(data instanceof Float32Array || data instanceof Float64Array))
-        throw new MacLmError(
-          "MACLM_DTYPE_MISMATCH",
-          `MemoryBank.append: entry "${id}": latent must be float32 or float64, got ${latent.dtype}`,
-        );
-      return data;
+      return floatData(latent, `MemoryBank.append: entry "${id}"`);
     }
     if (!(latent instanceof Float32Array || latent instanceof Float64Array || Array.isArray(latent)))
       throw new MacLmError(
@@ -487,12 +675,12 @@ export class MemoryBank {
     return latent;
   }
 
-  /** Decodes payload `buf` (entry `idx`) into row `row` of `dst` (N, T, d). */
-  private decodeInto(buf: Buffer, dst: Float32Array, row: number, idx: number): void {
+  /** Decodes payload `buf` into row `row` of `dst` (N, T, d); `which` names the entry in errors. */
+  private decodeInto(buf: Buffer, dst: Float32Array, row: number, which: string): void {
     if (buf.length !== this.payloadBytes)
       throw new MacLmError(
         "MACLM_BAD_FILE",
-        `memory bank ${this.path}: entry ${idx} has ${buf.length} bytes of latent, expected ${this.payloadBytes} (T·d = ${this.entrySize}, ${this.config.dtype})`,
+        `memory bank ${this.path}: entry ${which} has ${buf.length} bytes of latent, expected ${this.payloadBytes} (T·d = ${this.entrySize}, ${this.config.dtype})`,
       );
     const n = this.entrySize;
     const out = dst.subarray(row * n, (row + 1) * n);
@@ -508,23 +696,103 @@ export class MemoryBank {
   }
 }
 
-interface EncodedEntry {
-  id: string;
-  metadata: string | null;
-  payload: Buffer;
-}
-
-function toInfo(row: { idx: number; doc_id: string; metadata: string | null }): BankEntryInfo {
+function prepare(db: Database.Database) {
   return {
-    id: row.doc_id,
-    index: row.idx,
-    metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as JsonObject),
+    count: db.prepare<[], number>("SELECT count(*) FROM entries").pluck(),
+    maxIdx: db.prepare<[], number | null>("SELECT max(idx) FROM entries").pluck(),
+    nextIdx: db.prepare<[], number>("SELECT coalesce(max(idx) + 1, 0) FROM entries").pluck(),
+    countBefore: db.prepare<[number], number>("SELECT count(*) FROM entries WHERE idx < ?").pluck(),
+    idxAt: db.prepare<[number], number>("SELECT idx FROM entries ORDER BY idx LIMIT 1 OFFSET ?").pluck(),
+    firstIdxOf: db.prepare<[string], number | null>("SELECT min(idx) FROM entries WHERE doc_id = ?").pluck(),
+    hasDocument: db.prepare<[string], number>("SELECT 1 FROM documents WHERE doc_id = ?").pluck(),
+    documentCount: db.prepare<[], number>("SELECT count(*) FROM documents").pluck(),
+    insertDocument: db.prepare<[string, string | null, string, string | null, string, number]>(
+      "INSERT INTO documents (doc_id, title, text, metadata, added_at, n_entries) VALUES (?, ?, ?, ?, ?, ?)",
+    ),
+    insertEntry: db.prepare<[number, string, number]>("INSERT INTO entries (idx, doc_id, win) VALUES (?, ?, ?)"),
+    insertPayload: db.prepare<[number, Buffer]>("INSERT INTO payloads (idx, data) VALUES (?, ?)"),
+    deletePayloads: db.prepare<[string]>(
+      "DELETE FROM payloads WHERE idx IN (SELECT idx FROM entries WHERE doc_id = ?)",
+    ),
+    deleteEntries: db.prepare<[string]>("DELETE FROM entries WHERE doc_id = ?"),
+    deleteDocument: db.prepare<[string]>("DELETE FROM documents WHERE doc_id = ?"),
+    documents: db.prepare<[], DocRow>(
+      "SELECT doc_id, title, length(text) AS chars, n_entries, added_at, metadata FROM documents ORDER BY rowid",
+    ),
+    documentById: db.prepare<[string], DocRow>(
+      "SELECT doc_id, title, length(text) AS chars, n_entries, added_at, metadata FROM documents WHERE doc_id = ?",
+    ),
+    documentText: db.prepare<[string], string>("SELECT text FROM documents WHERE doc_id = ?").pluck(),
+    entryDocIds: db.prepare<[], string>("SELECT doc_id FROM entries ORDER BY idx").pluck(),
+    idPage: db.prepare<[number, number], string>("SELECT doc_id FROM entries ORDER BY idx LIMIT ? OFFSET ?").pluck(),
+    infoPage: db.prepare<[number, number], { doc_id: string; metadata: string | null }>(
+      "SELECT e.doc_id, d.metadata FROM entries e JOIN documents d USING (doc_id) ORDER BY e.idx LIMIT ? OFFSET ?",
+    ),
+    payloadsOf: db
+      .prepare<[string], Buffer>(
+        "SELECT p.data FROM entries e JOIN payloads p USING (idx) WHERE e.doc_id = ? ORDER BY e.win",
+      )
+      .pluck(),
+    payloadPage: db.prepare<[number, number, number], { idx: number; data: Buffer }>(
+      "SELECT idx, data FROM payloads WHERE idx >= ? AND idx <= ? ORDER BY idx LIMIT ?",
+    ),
   };
 }
 
-/** Sets up the connection (WAL, synchronous=FULL) and creates the schema if the file has none. */
+function floatData(t: Tensor, where: string): Float32Array | Float64Array {
+  const data = t.data;
+  if (!(data instanceof Float32Array || data instanceof Float64Array))
+    throw new MacLmError("MACLM_DTYPE_MISMATCH", `${where}: latents must be float32 or float64, got ${t.dtype}`);
+  return data;
+}
+
+function requireString(v: unknown, what: string): string {
+  if (typeof v !== "string") throw new MacLmError("MACLM_BAD_ARGUMENT", `${what} must be a string, got ${typeof v}`);
+  return v;
+}
+
+function optionalString(v: unknown, what: string): string | null {
+  return v === undefined || v === null ? null : requireString(v, what);
+}
+
+function encodeMeta(m: unknown, where: string): string | null {
+  if (m === undefined || m === null) return null;
+  if (typeof m !== "object" || Array.isArray(m))
+    throw new MacLmError("MACLM_BAD_ARGUMENT", `${where}: metadata must be a JSON object`);
+  try {
+    return JSON.stringify(m);
+  } catch (err) {
+    throw new MacLmError(
+      "MACLM_BAD_ARGUMENT",
+      `${where}: metadata is not JSON-serialisable: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
+const parseMeta = (m: string | null): JsonObject | null => (m === null ? null : (JSON.parse(m) as JsonObject));
+
+function toDocumentInfo(r: DocRow): BankDocumentInfo {
+  return {
+    id: r.doc_id,
+    title: r.title,
+    chars: r.chars,
+    entries: r.n_entries,
+    addedAt: r.added_at,
+    meta: parseMeta(r.metadata),
+  };
+}
+
+const SCHEMA_V2 = `
+  CREATE TABLE documents (doc_id TEXT PRIMARY KEY, title TEXT, text TEXT NOT NULL, metadata TEXT,
+                          added_at TEXT NOT NULL, n_entries INTEGER NOT NULL) STRICT;
+  CREATE TABLE entries (idx INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, win INTEGER NOT NULL,
+                        UNIQUE (doc_id, win)) STRICT;
+`;
+
+/** Sets up the connection (WAL, synchronous=FULL), creates the schema if the file has none, migrates version 1. */
 function initialise(db: Database.Database, path: string, opts: OpenMemoryBankOptions): MemoryBankConfig | null {
-  readConfig(db, path); // refuse a foreign database before changing its journal mode
+  readConfig(db, path, "accept-v1"); // refuse a foreign database before changing its journal mode
   const mode = db.pragma("journal_mode = WAL", { simple: true });
   if (String(mode).toLowerCase() !== "wal")
     throw new MacLmError(
@@ -533,8 +801,11 @@ function initialise(db: Database.Database, path: string, opts: OpenMemoryBankOpt
     );
   db.pragma("synchronous = FULL");
   const create = db.transaction((): MemoryBankConfig => {
-    const existing = readConfig(db, path);
-    if (existing !== null) return existing;
+    const existing = readConfig(db, path, "accept-v1");
+    if (existing !== null) {
+      if (existing.version === 1) migrateV1(db);
+      return existing.config;
+    }
     if (opts.T === undefined || opts.d === undefined)
       throw new MacLmError(
         "MACLM_BAD_ARGUMENT",
@@ -548,13 +819,13 @@ function initialise(db: Database.Database, path: string, opts: OpenMemoryBankOpt
     };
     db.exec(`
       CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) STRICT;
-      CREATE TABLE entries (idx INTEGER PRIMARY KEY, doc_id TEXT NOT NULL UNIQUE, metadata TEXT) STRICT;
+      ${SCHEMA_V2}
       CREATE TABLE payloads (idx INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
       PRAGMA application_id = ${APPLICATION_ID};
-      PRAGMA user_version = ${SCHEMA_VERSION};
+      PRAGMA user_version = ${BANK_SCHEMA_VERSION};
     `);
     const put = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?)");
-    put.run("schema_version", String(SCHEMA_VERSION));
+    put.run("schema_version", String(BANK_SCHEMA_VERSION));
     put.run("T", String(config.T));
     put.run("d", String(config.d));
     put.run("dtype", config.dtype);
@@ -565,8 +836,41 @@ function initialise(db: Database.Database, path: string, opts: OpenMemoryBankOpt
   return create.immediate();
 }
 
-/** The bank's config, or null if the file holds no tables at all (a new, empty database). */
-function readConfig(db: Database.Database, path: string): MemoryBankConfig | null {
+/**
+ * Version 1 → 2, inside the caller's transaction: every entry becomes a one-entry document (empty text: version 1
+ * did not store it; its metadata kept; its "title" metadata field, if a string, as the title), idx and payloads kept.
+ */
+function migrateV1(db: Database.Database): void {
+  const created = db.prepare<[], string | null>("SELECT value FROM meta WHERE key = 'created_at'").pluck().get();
+  db.exec(`
+    ALTER TABLE entries RENAME TO entries_v1;
+    ${SCHEMA_V2}
+  `);
+  db.prepare(
+    `INSERT INTO documents (doc_id, title, text, metadata, added_at, n_entries)
+     SELECT doc_id, CASE WHEN json_type(metadata, '$.title') = 'text' THEN json_extract(metadata, '$.title') END,
+            '', metadata, ?, 1 FROM entries_v1 ORDER BY idx`,
+  ).run(created ?? new Date(0).toISOString());
+  db.exec(`
+    INSERT INTO entries (idx, doc_id, win) SELECT idx, doc_id, 0 FROM entries_v1;
+    DROP TABLE entries_v1;
+    UPDATE meta SET value = '${BANK_SCHEMA_VERSION}' WHERE key = 'schema_version';
+    PRAGMA user_version = ${BANK_SCHEMA_VERSION};
+  `);
+}
+
+/** The bank's config and schema version, or null if the file holds no tables at all (a new, empty database). */
+function readConfig(
+  db: Database.Database,
+  path: string,
+  v1: "accept-v1",
+): { config: MemoryBankConfig; version: number } | null;
+function readConfig(db: Database.Database, path: string, v1: "refuse-v1"): MemoryBankConfig | null;
+function readConfig(
+  db: Database.Database,
+  path: string,
+  v1: "accept-v1" | "refuse-v1",
+): { config: MemoryBankConfig; version: number } | MemoryBankConfig | null {
   const tables = db.prepare<[], string>("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all();
   const appId = Number(db.pragma("application_id", { simple: true }));
   if (tables.length === 0 && appId === 0) return null;
@@ -587,20 +891,26 @@ function readConfig(db: Database.Database, path: string): MemoryBankConfig | nul
       .map((r) => [r.key, r.value]),
   );
   const version = Number(meta.get("schema_version"));
-  if (version !== SCHEMA_VERSION)
+  if (version === 1 && v1 === "refuse-v1")
     throw new MacLmError(
       "MACLM_BAD_FILE",
-      `memory bank ${path} has schema version ${String(meta.get("schema_version"))}; this mac-lm reads version ${SCHEMA_VERSION}`,
+      `memory bank ${path} has schema version 1 and was opened readonly; open it once for writing (e.g. \`mac-lm adapt\` with this bank) to migrate it to version ${BANK_SCHEMA_VERSION} in place`,
+    );
+  if (version !== BANK_SCHEMA_VERSION && version !== 1)
+    throw new MacLmError(
+      "MACLM_BAD_FILE",
+      `memory bank ${path} has schema version ${String(meta.get("schema_version"))}; this mac-lm reads versions 1 (migrated on open) and ${BANK_SCHEMA_VERSION}`,
     );
   const dtype = meta.get("dtype") as BankDType;
   if (!BANK_DTYPES.includes(dtype))
     throw new MacLmError("MACLM_BAD_FILE", `memory bank ${path}: unknown dtype ${String(dtype)} in its meta table`);
-  return {
+  const config: MemoryBankConfig = {
     T: checkDim(Number(meta.get("T")), "T (meta table)", path),
     d: checkDim(Number(meta.get("d")), "d (meta table)", path),
     dtype,
     modelFingerprint: meta.get("model_fingerprint") ?? null,
   };
+  return v1 === "accept-v1" ? { config, version } : config;
 }
 
 function checkConfig(path: string, bank: MemoryBankConfig, opts: OpenMemoryBankOptions): void {
