@@ -17,7 +17,8 @@ export type ErrorCode =
   | "MACLM_MODEL_NOT_FOUND"
   | "MACLM_CONFIG_MISMATCH"
   | "MACLM_DUPLICATE_ID"
-  | "MACLM_EVAL_FAILED";
+  | "MACLM_EVAL_FAILED"
+  | "MACLM_BANK_DAMAGED";
 
 export class MacLmError extends Error {
   readonly code: ErrorCode;
