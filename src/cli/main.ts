@@ -182,6 +182,28 @@ function defineCommands(program: Command, io: CliIO): void {
       const { run } = await import("./commands/ask.js");
       await run(questions, opts, io);
     });
+  const bank = program.command("bank").description("check or repair a memory bank");
+  bank
+    .command("check")
+    .description("full check: SQLite's integrity_check, every entry's checksum and values, every document's text")
+    .requiredOption("-b, --bank <dir>", "memory bank folder")
+    .option("--upgrade", "first migrate a bank of an older schema in place (needs write access)")
+    .action(async (opts: import("./commands/bank.js").BankCheckOptions) => {
+      const { runCheck } = await import("./commands/bank.js");
+      await runCheck(opts, io);
+    });
+  bank
+    .command("repair")
+    .description("recompute damaged entries from the documents' stored text (rebuilds a damaged file)")
+    .requiredOption("-b, --bank <dir>", "memory bank folder")
+    .requiredOption("-c, --checkpoint <dir>", "the MAC checkpoint the bank was made with")
+    .option("--drop-unrepairable", "remove damaged documents whose text is lost too")
+    .addOption(cacheOption())
+    .action(async (opts: import("./commands/bank.js").BankRepairOptions) => {
+      const { runRepair } = await import("./commands/bank.js");
+      await runRepair(opts, io);
+    });
+
   program
     .command("demo")
     .description("MAC on the real models: adapt to a few held-out documents, answer with and without the memory")
@@ -232,7 +254,8 @@ export function buildProgram(io: CliIO = { stdout: process.stdout, stderr: proce
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
   defineCommands(program, io);
-  for (const c of program.commands)
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(program).slice(1))
     c.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
   return program;
 }

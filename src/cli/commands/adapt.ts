@@ -10,8 +10,8 @@ import { loadSquad } from "../../data/squad.js";
 import { type TextEncoding, checkNonBlank, readTextFile } from "../../data/text.js";
 import { claimFolder } from "../../io/out-folder.js";
 import { checkBankFingerprint, loadMac, macFingerprint } from "../../mac/io.js";
+import { amortizeDocuments } from "../../mac/windows.js";
 import { MemoryBank } from "../../mac/memory/bank.js";
-import { scope } from "../../tensor/index.js";
 import type { CliIO } from "../main.js";
 
 export interface AdaptCommandOptions {
@@ -114,20 +114,36 @@ export async function run(texts: string[], o: AdaptCommandOptions, io: CliIO): P
     throw e;
   }
   try {
-    const fresh = docs.filter((d) => !bank.has(docId(d)));
+    const fresh = [...new Set(docs)].filter((d) => !bank.has(docId(d)));
     const t0 = performance.now();
-    for (let i = 0; i < fresh.length; i += o.batchSize) {
-      const batch = fresh.slice(i, i + o.batchSize);
-      scope(() => {
-        const [entries] = mac.amortizeBatched(batch, batch.length); // (n, T, d), no gradients
-        bank.appendBatch(
-          batch.map(docId),
-          entries!,
-          batch.map((text) => ({ chars: text.length, preview: text.slice(0, 80) })),
-          { onDuplicate: "skip" },
+    let split = 0;
+    let windows = 0;
+    // Documents go in groups; each is stored whole (all its windows, with its text) in one transaction.
+    const group = Math.max(1, o.batchSize);
+    for (let i = 0; i < fresh.length; i += group) {
+      const batch = fresh.slice(i, i + group);
+      const amortized = amortizeDocuments(mac, batch, o.batchSize);
+      try {
+        bank.putDocuments(
+          batch.map((text, k) => ({
+            id: docId(text),
+            text,
+            meta: { chars: text.length, preview: text.slice(0, 80) },
+            entries: amortized[k]!.entries,
+          })),
         );
-      });
-      const done = Math.min(fresh.length, i + o.batchSize);
+      } finally {
+        for (const a of amortized) a.entries.dispose();
+      }
+      for (const [k, a] of amortized.entries())
+        if (a.windows.length > 1) {
+          split++;
+          windows += a.windows.length;
+          io.stderr.write(
+            `${i > 0 ? "\n" : ""}adapt: document ${docId(batch[k]!)} (${batch[k]!.length} characters) is longer than the amortizer reads (${mac.amortizer.maxLength} tokens): stored as ${a.windows.length} overlapping windows\n`,
+          );
+        }
+      const done = Math.min(fresh.length, i + group);
       const rate = done / ((performance.now() - t0) / 1000);
       io.stderr.write(
         `\radapt: ${done}/${fresh.length} documents, ${rate.toFixed(1)} docs/s, ETA ${((fresh.length - done) / rate).toFixed(0)} s   `,
@@ -135,7 +151,7 @@ export async function run(texts: string[], o: AdaptCommandOptions, io: CliIO): P
     }
     if (fresh.length > 0) io.stderr.write("\n");
     io.stdout.write(
-      `bank ${bankFile(o.bank)}: ${bank.count} entries (${docs.length - fresh.length} already present)\n`,
+      `bank ${file}: ${bank.documentCount} documents, ${bank.count} entries (${docs.length - fresh.length} already present${split > 0 ? `; ${split} long document${split > 1 ? "s" : ""} stored as ${windows} windows` : ""})\n`,
     );
   } finally {
     bank.close();

@@ -55,9 +55,11 @@ export async function run(questions: string[], o: AskCommandOptions, io: CliIO):
     const memory = b ? (o.hierarchical ? { [Symbol.iterator]: () => b.groups(o.hierarchical!) } : b.loadAll()) : null;
     const withMemory = bank ? mac.answer(questions, memory as never, decoding) : null;
     const without = !bank || o.compare ? mac.answer(questions, null, decoding) : null;
+    const docs = bank?.documentCount ?? 0;
+    const memoryOf = `${docs} documents${bank !== null && bank.count !== docs ? `, ${bank.count} entries` : ""}`;
     questions.forEach((q, i) => {
       io.stdout.write(`Q: ${q}\n`);
-      if (withMemory) io.stdout.write(`A (memory of ${bank!.count} documents): ${withMemory[i]}\n`);
+      if (withMemory) io.stdout.write(`A (memory of ${memoryOf}): ${withMemory[i]}\n`);
       if (without) io.stdout.write(`A (no memory): ${without[i]}\n`);
     });
   } finally {

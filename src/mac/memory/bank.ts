@@ -811,6 +811,73 @@ export class MemoryBank {
     if (problem !== null) throw this.damaged(r.doc_id, r.win, problem);
   }
 
+  /** Deletes entries of no document and payloads of no entry (what check() reports as such); returns how many. */
+  dropOrphans(): number {
+    this.writable("dropOrphans");
+    const db = this.db!;
+    return db
+      .transaction(() => {
+        const e = db.prepare("DELETE FROM entries WHERE doc_id NOT IN (SELECT doc_id FROM documents)").run().changes;
+        const p = db.prepare("DELETE FROM payloads WHERE idx NOT IN (SELECT idx FROM entries)").run().changes;
+        return e + p;
+      })
+      .immediate();
+  }
+
+  /**
+   * What can still be read from a damaged bank file, without trusting its structure: the config and every document
+   * whose row and text (checked against its checksum) read back; the ids of documents whose text is lost.
+   */
+  static salvage(path: string): {
+    config: MemoryBankConfig;
+    documents: { id: string; title: string | null; text: string; meta: JsonObject | null }[];
+    lost: string[];
+  } {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    try {
+      const config = readConfig(db, path, "accept-old")?.config;
+      if (config === undefined || config === null)
+        throw new MacLmError("MACLM_BAD_FILE", `memory bank ${path}: its settings (meta table) cannot be read`);
+      const ids = new Set<string>();
+      const rowids: number[] = [];
+      try {
+        for (const r of db.prepare<[], number>("SELECT rowid FROM documents ORDER BY rowid").pluck().iterate())
+          rowids.push(r);
+      } catch {
+        // A damaged table: what was read so far, and the ids the entries table still names.
+      }
+      try {
+        for (const id of db.prepare<[], string>("SELECT DISTINCT doc_id FROM entries").pluck().iterate()) ids.add(id);
+      } catch {
+        // as above
+      }
+      const documents: { id: string; title: string | null; text: string; meta: JsonObject | null }[] = [];
+      const get = db.prepare<
+        [number],
+        { doc_id: string; title: string | null; text: string; metadata: string | null; text_sha256?: string | null }
+      >("SELECT * FROM documents WHERE rowid = ?");
+      const lost = new Set<string>();
+      for (const rowid of rowids) {
+        try {
+          const r = get.get(rowid);
+          if (r === undefined) continue;
+          ids.delete(r.doc_id);
+          if (r.text.length === 0 || (r.text_sha256 != null && r.text_sha256 !== textChecksum(r.text))) {
+            lost.add(r.doc_id);
+            continue;
+          }
+          documents.push({ id: r.doc_id, title: r.title, text: r.text, meta: parseMeta(r.metadata) });
+        } catch {
+          // this row is unreadable
+        }
+      }
+      for (const id of ids) lost.add(id);
+      return { config, documents, lost: [...lost] };
+    } finally {
+      db.close();
+    }
+  }
+
   /**
    * Checks the whole bank: SQLite's full integrity_check, every entry (checksum, size, finite values), every
    * document's text checksum and entry count. Returns the problems found (empty: the bank is sound).
