@@ -34,6 +34,8 @@ export interface ClaimOptions {
   command?: string;
 }
 
+const article = (kind: string): string => (/^[aeiou]/.test(kind) ? "an" : "a");
+
 function readMarker(file: string): FolderMarker {
   try {
     const m = JSON.parse(readFileSync(file, "utf8")) as FolderMarker;
@@ -79,7 +81,7 @@ export function claimFolder(dir: string, o: ClaimOptions): { marker: FolderMarke
     if (m.kind !== o.kind)
       throw new MacLmError(
         "MACLM_BAD_ARGUMENT",
-        `${dir} holds a mac-lm ${m.kind}, not a ${o.kind} (see ${markerPath}); ${o.startOver}`,
+        `${dir} holds a mac-lm ${m.kind}, not ${article(o.kind)} ${o.kind} (see ${markerPath}); ${o.startOver}`,
       );
     for (const [key, value] of Object.entries(o.settings))
       if (key in m.settings && JSON.stringify(m.settings[key]) !== JSON.stringify(value))
@@ -96,7 +98,7 @@ export function claimFolder(dir: string, o: ClaimOptions): { marker: FolderMarke
     const shown = entries.slice(0, 4).join(", ") + (entries.length > 4 ? `, … (${entries.length} entries)` : "");
     throw new MacLmError(
       "MACLM_BAD_ARGUMENT",
-      `${dir} is not empty and was not made by mac-lm (it holds ${shown}); mac-lm writes a ${o.kind} only into an empty or new folder, so that nothing else is replaced: give another folder`,
+      `${dir} is not empty and was not made by mac-lm (it holds ${shown}); mac-lm writes ${article(o.kind)} ${o.kind} only into an empty or new folder, so that nothing else is replaced: give another folder`,
     );
   }
   writeMarker(dir, fresh);

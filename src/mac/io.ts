@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSyn
 import { basename, join } from "node:path";
 import { MacLmError } from "../errors.js";
 import { VERIFIED_FILE, sha256File } from "../hub/cache.js";
+import { writeChecksums } from "../io/checksums.js";
 import { resolveModel } from "../hub/pull.js";
 import { openSafetensors, saveSafetensors } from "../io/safetensors.js";
 import { buildMac, type BuildOptions } from "./build.js";
@@ -57,6 +58,7 @@ export function exportMac(runDir: string, outDir: string, opts: { dtype?: "float
     { dtype: opts.dtype ?? "float16" },
   );
   for (const t of tensors.values()) t.dispose();
+  writeChecksums(outDir, ["model.safetensors"]);
   return outDir;
 }
 

@@ -101,7 +101,7 @@ export async function run(texts: string[], o: AdaptCommandOptions, io: CliIO): P
   let bank: MemoryBank;
   try {
     bank = existed
-      ? MemoryBank.open(file, { T: mac.numSlots, d: mac.base.hiddenSize })
+      ? MemoryBank.open(file, { T: mac.numSlots, d: mac.base.hiddenSize, quickCheck: false }) // checked above
       : MemoryBank.open(file, {
           T: mac.numSlots,
           d: mac.base.hiddenSize,
