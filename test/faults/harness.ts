@@ -27,7 +27,7 @@ import {
   truncateSync,
   writeFileSync,
 } from "node:fs";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
@@ -61,7 +61,7 @@ interface FaultCase {
   name: string;
   group: "bank" | "model files" | "checkpoint/config" | "input" | "output folder" | "real models";
   /** Prepares the fault in `dir` (a fresh folder of its own) and returns the command to run. */
-  run: (ctx: Ctx, dir: string) => { args: string[]; env?: Record<string, string> } | null;
+  run: (ctx: Ctx, dir: string) => { args: string[]; env?: Record<string, string>; runner?: string[] } | null;
   /** What a clear error must mention (the damaged file, the document, the flag...). */
   names: RegExp;
   /** The clean result a successful run must reproduce; default: the baseline answers. */
@@ -734,6 +734,32 @@ function cases(): FaultCase[] {
         return { args: ["adapt", "-c", ctx.ckpt, "-b", join(dir, "b"), "--file", join(dir, "secret.txt")] };
       },
     });
+  // ---- a bank the user may read but not write: as root, run the CLI as "nobody" (runuser) ---------------------------
+  if (process.getuid?.() === 0 && existsSync("/usr/sbin/runuser")) {
+    const asNobody = (args: string[]) => ({
+      args: ["--", process.execPath, join(W, "bin/mac-lm.js"), ...args],
+      runner: ["/usr/sbin/runuser", "-u", "nobody"],
+    });
+    out.push({
+      name: "ask on a bank the user may read but not write",
+      group: "bank",
+      names: /bank\.sqlite/,
+      run: (ctx, dir) => {
+        chmodSync(dir, 0o755);
+        return asNobody(ctx.askArgs(bankCopy(ctx, dir).b));
+      },
+    });
+    out.push({
+      name: "adapt into a bank the user may read but not write",
+      group: "bank",
+      names: /permission denied: .*bank\.sqlite; check its permissions|bank\.sqlite cannot be written .*check the permissions/,
+      run: (ctx, dir) => {
+        chmodSync(dir, 0o755);
+        return asNobody(["adapt", "-c", ctx.ckpt, "-b", bankCopy(ctx, dir).b, "brisk owns a red boat."]);
+      },
+      same: () => "adapt succeeded on a read-only bank",
+    });
+  }
   // ---- the real cached models (copies), when present ---------------------------------------------------------------
   const real = join(cacheDir(), "models");
   if (existsSync(join(real, "smollm2-135m-instruct", "manifest.json")))
@@ -788,6 +814,18 @@ function cases(): FaultCase[] {
   return out;
 }
 
+/** Runs `runner ...args` (e.g. runuser -u nobody -- node bin/mac-lm.js ...) and collects its output. */
+function runAs(runner: string[], args: string[]): Promise<CliResult> {
+  return new Promise((done) => {
+    const child = spawn(runner[0]!, [...runner.slice(1), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => done({ code, stdout, stderr }));
+  });
+}
+
 function classify(c: FaultCase, r: CliResult, sameDetail: string | null): { outcome: Outcome; detail: string } {
   if (r.code !== 0) {
     const lines = r.stderr.trim().split("\n");
@@ -797,7 +835,7 @@ function classify(c: FaultCase, r: CliResult, sameDetail: string | null): { outc
     if (!stack && named) return { outcome: "detected", detail: err.find((l) => c.names.test(l))! };
     return {
       outcome: "unclear",
-      detail: `${stack ? "stack trace; " : ""}${err[0] ?? lines[lines.length - 1] ?? "(no message)"}`,
+      detail: `${stack ? `stack trace (${(/\n\s+at .+/.exec(r.stderr) ?? [""])[0].trim()}); ` : ""}${err[0] ?? lines[lines.length - 1] ?? "(no message)"}`,
     };
   }
   return sameDetail === null
@@ -819,6 +857,7 @@ export interface FaultTable {
 export async function runFaults(opts: { filter?: string; log?: (line: string) => void } = {}): Promise<FaultTable> {
   const t0 = performance.now();
   const root = mkdtempSync(join(tmpdir(), "mac-lm-faults-"));
+  chmodSync(root, 0o755); // the read-only cases run the CLI as another user
   try {
     const ctx = await setup(root);
     const results: CaseResult[] = [];
@@ -831,7 +870,7 @@ export async function runFaults(opts: { filter?: string; log?: (line: string) =>
       try {
         const spec = c.run(ctx, dir);
         if (spec === null) continue;
-        const r = await cli(spec.args, spec.env);
+        const r = spec.runner ? await runAs(spec.runner, spec.args) : await cli(spec.args, spec.env);
         let sameDetail: string | null = null;
         if (r.code === 0)
           sameDetail = c.same

@@ -3,7 +3,7 @@
  * memory entry is appended to the bank (a durable SQLite file: an acknowledged document survives a crash).
  */
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { accessSync, constants, existsSync } from "node:fs";
 import { join } from "node:path";
 import { MacLmError } from "../../errors.js";
 import { loadSquad } from "../../data/squad.js";
@@ -96,7 +96,11 @@ export async function run(texts: string[], o: AdaptCommandOptions, io: CliIO): P
   });
   const file = bankFile(o.bank);
   const existed = existsSync(file);
-  if (existed) checkExistingBank(file, o.checkpoint, fingerprint, o.dtype, io).close();
+  if (existed) {
+    checkExistingBank(file, o.checkpoint, fingerprint, o.dtype, io).close();
+    // Writable? (SQLite writes the file and its -wal/-shm beside it.) Said now, not after the model has loaded.
+    for (const p of [file, o.bank]) accessSync(p, constants.W_OK);
+  }
   const mac = await loadMac(o.checkpoint, { cacheDir: o.cache });
   let bank: MemoryBank;
   try {

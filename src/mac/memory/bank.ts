@@ -268,9 +268,9 @@ export class MemoryBank {
       }
       return positions;
     });
-    this.writeDocs = (docs, onDuplicate) => write.immediate(docs, onDuplicate);
+    this.writeDocs = (docs, onDuplicate) => this.writing(() => write.immediate(docs, onDuplicate));
     const removeTxn = db.transaction(remove);
-    this.removeTxn = (id) => removeTxn.immediate(id);
+    this.removeTxn = (id) => this.writing(() => removeTxn.immediate(id));
   }
 
   /**
@@ -341,6 +341,12 @@ export class MemoryBank {
       db.close();
       if (copy !== null) rmSync(copy, { recursive: true, force: true });
       if (e instanceof MacLmError) throw e;
+      if (/readonly database|read-only/i.test((e as Error).message))
+        throw new MacLmError(
+          "MACLM_BAD_FILE",
+          `memory bank ${path} cannot be written (${(e as Error).message}): check the permissions of the file and of its folder (ls -l); reading it (\`mac-lm ask\`) still works`,
+          { cause: e },
+        );
       const corrupt = /malformed|corrupt/i.test((e as Error).message);
       throw new MacLmError(
         corrupt ? "MACLM_BANK_DAMAGED" : "MACLM_BAD_FILE",
@@ -627,6 +633,21 @@ export class MemoryBank {
   private live(op: string): void {
     if (this.db === null)
       throw new MacLmError("MACLM_DISPOSED", `MemoryBank.${op}: memory bank ${this.path} is closed`);
+  }
+
+  /** Runs a write; an SQLite failure (read-only file, disk full, damage) becomes an error naming the bank. */
+  private writing<R>(fn: () => R): R {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof MacLmError || !(e instanceof Error) || e.name !== "SqliteError") throw e;
+      const readonly = /readonly|read-only/i.test(e.message);
+      throw new MacLmError(
+        /malformed|corrupt/i.test(e.message) ? "MACLM_BANK_DAMAGED" : "MACLM_BAD_FILE",
+        `memory bank ${this.path} cannot be written (${e.message})${readonly ? ": check the permissions of the file and of its folder (ls -l); reading it (`mac-lm ask`) still works" : ""}; nothing of this write was stored`,
+        { cause: e },
+      );
+    }
   }
 
   private writable(op: string): void {
