@@ -87,7 +87,7 @@ export function claimFolder(dir: string, o: ClaimOptions): { marker: FolderMarke
       if (key in m.settings && JSON.stringify(m.settings[key]) !== JSON.stringify(value))
         throw new MacLmError(
           "MACLM_CONFIG_MISMATCH",
-          `${dir} holds a ${o.kind} made with other settings (its ${key} was ${JSON.stringify(m.settings[key])}, now ${JSON.stringify(value)}); rerun with the same settings to resume, or ${o.startOver}`,
+          `${dir} holds ${article(o.kind)} ${o.kind} made with other settings (its ${key} was ${JSON.stringify(m.settings[key])}, now ${JSON.stringify(value)}); rerun with the same settings to resume, or ${o.startOver}`,
         );
     const missing = Object.keys(o.settings).filter((k) => !(k in m.settings));
     if (missing.length > 0) writeMarker(dir, { ...m, settings: { ...o.settings, ...m.settings } });
