@@ -18,7 +18,9 @@ export type ErrorCode =
   | "MACLM_CONFIG_MISMATCH"
   | "MACLM_DUPLICATE_ID"
   | "MACLM_EVAL_FAILED"
-  | "MACLM_BANK_DAMAGED";
+  | "MACLM_BANK_DAMAGED"
+  | "MACLM_ABORTED"
+  | "MACLM_NOT_FOUND";
 
 export class MacLmError extends Error {
   readonly code: ErrorCode;

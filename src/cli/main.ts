@@ -177,6 +177,7 @@ function defineCommands(program: Command, io: CliIO): void {
     .option("--hierarchical <m>", "hierarchical aggregation in groups of m entries", parseIntArg("--hierarchical", 2))
     .option("--mac", "MAC's decoding (diverse beam search 12/4/10) instead of greedy")
     .option("-n, --max-new-tokens <n>", "new tokens at most", parseIntArg("--max-new-tokens", 1), 16)
+    .option("--sources", "print the documents each answer drew on (share of the aggregator's attention, snippet)")
     .addOption(cacheOption())
     .action(async (questions: string[], opts: import("./commands/ask.js").AskCommandOptions) => {
       const { run } = await import("./commands/ask.js");

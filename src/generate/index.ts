@@ -13,7 +13,7 @@ import type { GenerateOptions, GenerateOutput } from "./common.js";
 import { greedySearch } from "./greedy.js";
 
 export { type GenerateOptions, type GenerateOutput, leftPad, logSoftmaxRow } from "./common.js";
-export { greedySearch } from "./greedy.js";
+export { greedySearch, greedyTokens } from "./greedy.js";
 export { beamSearch, BeamHypotheses, topK } from "./beam.js";
 
 /** MAC's evaluation decoding (mac-reference §3.2): diverse beam search 12/4, penalty 10, early stopping, ≤16 tokens. */

@@ -1,6 +1,8 @@
 /**
- * `mac-lm adapt`: online adaptation. Each document goes through the amortization network once (no gradients) and its
- * memory entry is appended to the bank (a durable SQLite file: an acknowledged document survives a crash).
+ * `mac-lm adapt`: online adaptation through the library (Mac.adapt): each document goes through the amortization
+ * network once per window of what it reads (no gradients) and its memory entries are stored in the bank with its
+ * text (a durable SQLite file: an acknowledged document survives a crash). What can be checked without a model is
+ * checked first: the documents are text, the bank folder is ours, an existing bank is of these models and writable.
  */
 import { createHash } from "node:crypto";
 import { accessSync, constants, existsSync } from "node:fs";
@@ -9,8 +11,8 @@ import { MacLmError } from "../../errors.js";
 import { loadSquad } from "../../data/squad.js";
 import { type TextEncoding, checkNonBlank, readTextFile } from "../../data/text.js";
 import { claimFolder } from "../../io/out-folder.js";
-import { checkBankFingerprint, loadMac, macFingerprint } from "../../mac/io.js";
-import { amortizeDocuments } from "../../mac/windows.js";
+import { Mac } from "../../api/mac.js";
+import { checkBankFingerprint, macFingerprint } from "../../mac/io.js";
 import { MemoryBank } from "../../mac/memory/bank.js";
 import type { CliIO } from "../main.js";
 
@@ -84,8 +86,6 @@ export function checkExistingBank(
 }
 
 export async function run(texts: string[], o: AdaptCommandOptions, io: CliIO): Promise<void> {
-  // What can be checked without loading a model is checked first: the documents, the bank folder, and that an
-  // existing bank was made with this checkpoint and these base models.
   const docs = readDocuments(texts, o);
   const fingerprint = await macFingerprint(o.checkpoint, { cacheDir: o.cache });
   claimFolder(o.bank, {
@@ -101,65 +101,35 @@ export async function run(texts: string[], o: AdaptCommandOptions, io: CliIO): P
     // Writable? (SQLite writes the file and its -wal/-shm beside it.) Said now, not after the model has loaded.
     for (const p of [file, o.bank]) accessSync(p, constants.W_OK);
   }
-  const mac = await loadMac(o.checkpoint, { cacheDir: o.cache });
-  let bank: MemoryBank;
+  const mac = await Mac.load(o.checkpoint, { bank: o.bank, dtype: o.dtype ?? "float16", cacheDir: o.cache });
   try {
-    bank = existed
-      ? MemoryBank.open(file, { T: mac.numSlots, d: mac.base.hiddenSize, quickCheck: false }) // checked above
-      : MemoryBank.open(file, {
-          T: mac.numSlots,
-          d: mac.base.hiddenSize,
-          dtype: o.dtype ?? "float16",
-          modelFingerprint: fingerprint,
-        });
-  } catch (e) {
-    mac.dispose();
-    mac.base.dispose();
-    throw e;
-  }
-  try {
-    const fresh = [...new Set(docs)].filter((d) => !bank.has(docId(d)));
     const t0 = performance.now();
-    let split = 0;
-    let windows = 0;
-    // Documents go in groups; each is stored whole (all its windows, with its text) in one transaction.
-    const group = Math.max(1, o.batchSize);
-    for (let i = 0; i < fresh.length; i += group) {
-      const batch = fresh.slice(i, i + group);
-      const amortized = amortizeDocuments(mac, batch, o.batchSize);
-      try {
-        bank.putDocuments(
-          batch.map((text, k) => ({
-            id: docId(text),
-            text,
-            meta: { chars: text.length, preview: text.slice(0, 80) },
-            entries: amortized[k]!.entries,
-          })),
-        );
-      } finally {
-        for (const a of amortized) a.entries.dispose();
-      }
-      for (const [k, a] of amortized.entries())
-        if (a.windows.length > 1) {
-          split++;
-          windows += a.windows.length;
+    // Ids are content hashes: a document already in the bank is skipped, not amortized again.
+    const r = await mac.adapt(
+      docs.map((text) => ({ id: docId(text), text, meta: { chars: text.length, preview: text.slice(0, 80) } })),
+      {
+        batchSize: o.batchSize,
+        onExisting: "skip",
+        onProgress: (done, total) => {
+          const rate = done / ((performance.now() - t0) / 1000);
           io.stderr.write(
-            `${i > 0 ? "\n" : ""}adapt: document ${docId(batch[k]!)} (${batch[k]!.length} characters) is longer than the amortizer reads (${mac.amortizer.maxLength} tokens): stored as ${a.windows.length} overlapping windows\n`,
+            `\radapt: ${done}/${total} documents, ${rate.toFixed(1)} docs/s, ETA ${((total - done) / rate).toFixed(0)} s   `,
           );
-        }
-      const done = Math.min(fresh.length, i + group);
-      const rate = done / ((performance.now() - t0) / 1000);
+        },
+      },
+    );
+    if (r.added.length > 0) io.stderr.write("\n");
+    for (const w of r.windows)
       io.stderr.write(
-        `\radapt: ${done}/${fresh.length} documents, ${rate.toFixed(1)} docs/s, ETA ${((fresh.length - done) / rate).toFixed(0)} s   `,
+        `adapt: document ${w.id} (${w.chars} characters) is longer than the amortizer reads (${mac.model.amortizer.maxLength} tokens): stored as ${w.windows} overlapping windows\n`,
       );
-    }
-    if (fresh.length > 0) io.stderr.write("\n");
+    const s = mac.stats();
+    const split = r.windows.length;
+    const windows = r.windows.reduce((n, w) => n + w.windows, 0);
     io.stdout.write(
-      `bank ${file}: ${bank.documentCount} documents, ${bank.count} entries (${docs.length - fresh.length} already present${split > 0 ? `; ${split} long document${split > 1 ? "s" : ""} stored as ${windows} windows` : ""})\n`,
+      `bank ${file}: ${s.documents} documents, ${s.entries} entries (${r.skipped.length} already present${split > 0 ? `; ${split} long document${split > 1 ? "s" : ""} stored as ${windows} windows` : ""})\n`,
     );
   } finally {
-    bank.close();
-    mac.dispose();
-    mac.base.dispose();
+    await mac.close();
   }
 }

@@ -4,17 +4,13 @@
  * (one forward pass each, no gradients, into a memory bank), then answers the questions about them with the memory
  * and without it (the same frozen LM), and scores both.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Mac } from "../../api/mac.js";
 import { loadSquad } from "../../data/squad.js";
 import { scoreAll } from "../../eval/metrics.js";
 import { resolveModel } from "../../hub/pull.js";
 import { readConfig } from "../../mac/config.js";
-import { loadMac, macFingerprint } from "../../mac/io.js";
-import { MemoryBank } from "../../mac/memory/bank.js";
-import { scope } from "../../tensor/index.js";
 import type { CliIO } from "../main.js";
 import { SHIPPED_CHECKPOINT } from "./eval.js";
 
@@ -46,7 +42,7 @@ export async function run(o: DemoCommandOptions, io: CliIO): Promise<void> {
   await ensureModel(a.kind === "encoder-queries" ? a.encoder : a.model, o.cache, io);
 
   const t0 = performance.now();
-  const mac = await loadMac(checkpoint, { cacheDir: o.cache });
+  const mac = await Mac.load(checkpoint, { cacheDir: o.cache }); // a temporary bank, deleted by close()
   const examples = loadSquad(data).flatMap((x) => x.examples);
   const docs = [...new Map(examples.map((e) => [e.docId, e.document])).entries()];
   const qs = examples.slice(0, o.questions ?? examples.length);
@@ -54,47 +50,38 @@ export async function run(o: DemoCommandOptions, io: CliIO): Promise<void> {
     `MAC demo: base LM ${config.base} (frozen), checkpoint ${checkpoint}\n` +
       `adapting to ${docs.length} documents from ${data} (loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s)\n`,
   );
-  const dir = mkdtempSync(join(tmpdir(), "maclm-demo-"));
-  const bank = MemoryBank.open(join(dir, "bank.sqlite"), {
-    T: mac.numSlots,
-    d: mac.base.hiddenSize,
-    modelFingerprint: await macFingerprint(checkpoint, { cacheDir: o.cache }),
-  });
   try {
     const t1 = performance.now();
-    for (const [id, text] of docs)
-      scope(() => {
-        const [entry] = mac.amortizeBatched([text], 1); // (1, T, d): one forward pass, no gradients
-        bank.appendBatch([id], entry!, [{ chars: text.length }]);
-      });
-    io.stdout.write(
-      `memory bank: ${bank.count} entries of ${mac.numSlots}×${mac.base.hiddenSize} (${((performance.now() - t1) / docs.length) | 0} ms per document)\n\n`,
+    // One forward pass per document, no gradients.
+    await mac.adapt(
+      docs.map(([id, text]) => ({ id, text, meta: { chars: text.length } })),
+      { batchSize: 1 },
     );
-    const memory = bank.loadAll();
+    const { T, d } = mac.bank.config;
+    io.stdout.write(
+      `memory bank: ${mac.stats().entries} entries of ${T}×${d} (${((performance.now() - t1) / docs.length) | 0} ms per document)\n\n`,
+    );
     const questions = qs.map((e) => e.question);
     const withMemory: string[] = [];
     const without: string[] = [];
+    const opts = { maxNewTokens: 16, maxSources: 0 };
     for (const [i, q] of questions.entries()) {
-      withMemory.push(mac.answer([q], memory)[0]!);
-      without.push(mac.answer([q], null)[0]!);
+      withMemory.push((await mac.ask(q, opts)).answer);
+      without.push((await mac.ask(q, { ...opts, memory: false })).answer);
       io.stdout.write(
         `Q${i + 1}: ${q}\n   gold:        ${qs[i]!.answers[0]}\n   MAC memory:  ${withMemory[i]}\n   no memory:   ${without[i]}\n`,
       );
     }
-    memory.dispose();
     const refs = qs.map((e) => e.answers);
     const s1 = scoreAll(withMemory, refs);
     const s0 = scoreAll(without, refs);
     io.stdout.write(
       `\n${questions.length} questions (greedy decoding)        EM     F1\n` +
-        `  with the memory of ${String(bank.count).padEnd(3)} documents  ${s1.em.toFixed(1).padStart(5)}  ${s1.f1.toFixed(1).padStart(5)}\n` +
+        `  with the memory of ${String(mac.stats().documents).padEnd(3)} documents  ${s1.em.toFixed(1).padStart(5)}  ${s1.f1.toFixed(1).padStart(5)}\n` +
         `  without memory (same LM)         ${s0.em.toFixed(1).padStart(5)}  ${s0.f1.toFixed(1).padStart(5)}\n` +
         `total ${((performance.now() - t0) / 1000).toFixed(0)} s\n`,
     );
   } finally {
-    bank.close();
-    rmSync(dir, { recursive: true, force: true });
-    mac.dispose();
-    mac.base.dispose();
+    await mac.close();
   }
 }

@@ -10,10 +10,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Mac } from "../../api/mac.js";
 import type { MacModel } from "../../mac/model.js";
-import { MemoryBank } from "../../mac/memory/bank.js";
-import type { Tensor } from "../../tensor/index.js";
-import { nextTurn, noGrad, scope } from "../../tensor/index.js";
 import { native } from "../../tensor/native.js";
 import type { StreamDoc, StreamQuestion } from "../stream.js";
 import { answerPrompts, qaPrompt } from "./answer.js";
@@ -45,11 +43,7 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
   const name: MethodName = o.name ?? (o.retrieval ? "bm25_mac" : o.groupSize ? "mac_hierarchical" : "mac");
   const ownDir = o.bankDir === undefined;
   const dir = o.bankDir ?? mkdtempSync(join(tmpdir(), "maclm-eval-bank-"));
-  const bank = MemoryBank.open(join(dir, "bank.sqlite"), {
-    T: mac.numSlots,
-    d: mac.base.hiddenSize,
-    dtype: o.dtype ?? "float32",
-  });
+  const api = Mac.fromModel(mac, { bank: dir, dtype: o.dtype ?? "float32" });
   const adaptBatch = o.adaptBatch ?? 8;
 
   return {
@@ -57,19 +51,10 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
     async adapt(docs: readonly StreamDoc[], progress?: ProgressFn): Promise<void> {
       for (let i = 0; i < docs.length; i += adaptBatch) {
         const batch = docs.slice(i, i + adaptBatch);
-        scope(() => {
-          const [entries] = mac.amortizeBatched(
-            batch.map((d) => d.text),
-            batch.length,
-          ); // (n, T, d)
-          bank.appendBatch(
-            batch.map((d) => d.id),
-            entries!,
-            batch.map((d) => ({ article: d.article })),
-            { onDuplicate: "skip" },
-          );
-        });
-        await nextTurn(); // lets freed tensors' finalizers run (see nextTurn)
+        await api.adapt(
+          batch.map((d) => ({ id: d.id, text: d.text, meta: { article: d.article } })),
+          { batchSize: adaptBatch, onExisting: "skip" },
+        );
         native.mallocTrim();
         progress?.(Math.min(docs.length, i + adaptBatch), docs.length);
       }
@@ -77,31 +62,26 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
     },
 
     async answer(questions: readonly StreamQuestion[], progress?: ProgressFn): Promise<string[]> {
-      if (bank.count === 0)
+      if (api.stats().entries === 0)
         return answerPrompts(
           ctx,
           questions.map((q) => qaPrompt(ctx, q.question)),
           { progress },
         );
-      // Full aggregation reads the bank once per call; hierarchical streams it from disk for every batch.
-      const full: Tensor | null = o.groupSize ? null : noGrad(() => bank.loadAll());
-      try {
-        const prompts = o.retrieval ? o.retrieval.prompts(questions) : questions.map((q) => qaPrompt(ctx, q.question));
-        return await answerPrompts(ctx, prompts, {
-          progress,
-          modulate: (start, end) => {
-            const q0 = mac.encodeQuestions(questions.slice(start, end).map((q) => q.question)); // (B, T, d)
-            const memory = full ?? { [Symbol.iterator]: () => bank.groups(o.groupSize!) };
-            return mac.modulate(q0, memory, { groupSize: o.groupSize });
-          },
-        });
-      } finally {
-        full?.dispose();
-      }
+      // Full aggregation reads the bank once per bank state; hierarchical streams it from disk for every batch.
+      const prompts = o.retrieval ? o.retrieval.prompts(questions) : questions.map((q) => qaPrompt(ctx, q.question));
+      return await answerPrompts(ctx, prompts, {
+        progress,
+        modulate: (start, end) =>
+          api.modulation(
+            questions.slice(start, end).map((q) => q.question),
+            { hierarchical: o.groupSize },
+          ),
+      });
     },
 
     dispose(): void {
-      bank.close();
+      void api.close();
       o.retrieval?.dispose();
       if (ownDir) rmSync(dir, { recursive: true, force: true });
     },

@@ -25,7 +25,19 @@
 import { ShapeError, fmtShape } from "../../errors.js";
 import { Dropout, LayerNorm, Linear } from "../../nn/layers.js";
 import { Module } from "../../nn/module.js";
-import { type FloatDType, type Tensor, add, attention, gelu, reshape } from "../../tensor/index.js";
+import {
+  type FloatDType,
+  type Tensor,
+  add,
+  attention,
+  gelu,
+  matmul,
+  mean,
+  permute,
+  reshape,
+  scale,
+  softmax,
+} from "../../tensor/index.js";
 import { Rng } from "../../tensor/random.js";
 import { castParameters } from "../heads.js";
 
@@ -64,6 +76,15 @@ export interface AggregatorMemory {
 
 export type MemoryInput = Tensor | AggregatorMemory;
 
+/**
+ * Receives each block's attention probabilities, averaged over heads: (B, L, S) with L query rows attending to the
+ * S memory tokens (rows sum to 1). B and L are those of the attention call: for a memory shared by Bq questions,
+ * B = 1 and L = Bq·T (question b's rows are b·T … b·T+T−1); for one memory per question, B = Bq and L = T. The
+ * tensor belongs to the caller's scope. Only for inference: the probabilities are computed besides the fused
+ * attention kernel (which never materialises them), so the output is the same with or without a sink.
+ */
+export type AttentionSink = (block: number, probs: Tensor) => void;
+
 const isEncoded = (m: MemoryInput): m is AggregatorMemory => (m as AggregatorMemory).kind === "aggregator-memory";
 
 export class CrossAttention extends Module {
@@ -97,13 +118,18 @@ export class CrossAttention extends Module {
   }
 
   /** x (Bq, T, d), already normalised; kv batch 1 (shared) or Bq -> (Bq, T, d). */
-  forward(x: Tensor, kv: BlockKV): Tensor {
+  forward(x: Tensor, kv: BlockKV, sink?: (probs: Tensor) => void): Tensor {
     const [Bq, T] = [x.dim(0), x.dim(1)];
     const [NH, HS] = [this.numHeads, this.headDim];
     const q = this.to_q.forward(x); // (Bq, T, NH·HS)
     const shared = kv.k.dim(0) === 1 && Bq > 1;
     const q4 = reshape(q, shared ? [1, Bq * T, NH, HS] : [Bq, T, NH, HS]);
     const o = attention(q4, kv.k, kv.v); // scale 1/sqrt(HS), no mask
+    if (sink) {
+      // The same scores as the kernel's, materialised: (B, NH, L, S) → softmax → mean over heads (B, L, S).
+      const scores = matmul(permute(q4, [0, 2, 1, 3]), permute(kv.k, [0, 2, 1, 3]), { transB: true });
+      sink(mean(softmax(scale(scores, 1 / Math.sqrt(HS))), { axis: 1 }));
+    }
     return this.dropout.forward(this.to_out.forward(reshape(o, [Bq, T, NH * HS]))); // (Bq, T, d)
   }
 }
@@ -146,9 +172,9 @@ export class CrossAttentionBlock extends Module {
     return this.attn.keysValues(this.norm_context.forward(ctx));
   }
 
-  /** x (Bq, T, d) -> (Bq, T, d). */
-  forward(x: Tensor, kv: BlockKV): Tensor {
-    const h = add(x, this.attn.forward(this.norm1.forward(x), kv)); // (Bq, T, d)
+  /** x (Bq, T, d) -> (Bq, T, d); `sink` receives the attention probabilities (see AttentionSink). */
+  forward(x: Tensor, kv: BlockKV, sink?: (probs: Tensor) => void): Tensor {
+    const h = add(x, this.attn.forward(this.norm1.forward(x), kv, sink)); // (Bq, T, d)
     return add(h, this.mlp.forward(this.norm2.forward(h))); // (Bq, T, d)
   }
 }
@@ -193,8 +219,11 @@ export class Aggregator extends Module {
     return { kind: "aggregator-memory", batch, slots, blocks: this.cross_attention_list.map((b) => b.keysValues(ctx)) };
   }
 
-  /** q0 (Bq, T, d) question tokens, memory (see the module comment) -> (Bq, T, d). */
-  forward(q0: Tensor, memory: MemoryInput): Tensor {
+  /**
+   * q0 (Bq, T, d) question tokens, memory (see the module comment) -> (Bq, T, d). With `opts.attention`, each
+   * block's attention probabilities go to that sink (provenance); the output is the same.
+   */
+  forward(q0: Tensor, memory: MemoryInput, opts: { attention?: AttentionSink } = {}): Tensor {
     const d = this.dim;
     if (q0.ndim !== 3 || q0.dim(2) !== d)
       throw new ShapeError("Aggregator", `queries ${fmtShape(q0.shape)} must be (Bq, T, ${d})`);
@@ -212,7 +241,10 @@ export class Aggregator extends Module {
         `encoded memory has ${mem.blocks.length} blocks, the aggregator ${this.cross_attention_list.length}`,
       );
     let x = q0;
-    this.cross_attention_list.forEach((block, i) => (x = block.forward(x, mem.blocks[i]!)));
+    const sink = opts.attention;
+    this.cross_attention_list.forEach(
+      (block, i) => (x = block.forward(x, mem.blocks[i]!, sink && ((p: Tensor) => sink(i, p)))),
+    );
     return x; // (Bq, T, d)
   }
 }

@@ -5,6 +5,7 @@ export {
   FeedForward,
   type AggregatorMemory,
   type AggregatorOptions,
+  type AttentionSink,
   type BlockKV,
   type MemoryInput,
 } from "./aggregator.js";
