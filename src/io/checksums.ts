@@ -15,7 +15,7 @@ const sha256Of = (file: string): string => createHash("sha256").update(readFileS
 /** Records the sha256 of `files` (names in `dir`) in dir/checksums.json. */
 export function writeChecksums(dir: string, files: readonly string[]): void {
   const sums = Object.fromEntries(files.map((f) => [f, sha256Of(join(dir, f))]));
-  writeFileSync(join(dir, CHECKSUMS_FILE), JSON.stringify(sums, null, 1) + "\n");
+  writeFileSync(join(dir, CHECKSUMS_FILE), JSON.stringify(sums, null, 2) + "\n");
 }
 
 /** Checks `file` (a name in `dir`) against dir/checksums.json when that records it; `fix` says what to do instead. */

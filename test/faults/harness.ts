@@ -752,7 +752,8 @@ function cases(): FaultCase[] {
     out.push({
       name: "adapt into a bank the user may read but not write",
       group: "bank",
-      names: /permission denied: .*bank\.sqlite; check its permissions|bank\.sqlite cannot be written .*check the permissions/,
+      names:
+        /permission denied: .*bank\.sqlite; check its permissions|bank\.sqlite cannot be written .*check the permissions/,
       run: (ctx, dir) => {
         chmodSync(dir, 0o755);
         return asNobody(["adapt", "-c", ctx.ckpt, "-b", bankCopy(ctx, dir).b, "brisk owns a red boat."]);
