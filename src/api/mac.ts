@@ -9,8 +9,9 @@
  *   await mac.forget("doc-1");
  *   await mac.close();                                              // frees the model, closes the bank
  *
- * Adapting amortizes each document once (one forward pass, no gradient) into one memory entry, stored with the
- * document's text, title and metadata; re-adapting an id replaces its entry. Asking encodes the question, aggregates
+ * Adapting amortizes each document once (one forward pass, no gradient) into one memory entry per window of what the
+ * amortizer reads (src/mac/windows.ts: a long document is several overlapping windows), stored with the document's
+ * text, title and metadata; re-adapting an id replaces its entries. Asking encodes the question, aggregates
  * it over the bank (full, or hierarchically in groups of M streamed from disk), maps the latent to the base LM's
  * modulation and generates. Sources are the documents ranked by the share of the aggregator's attention the
  * question gave their entries (src/mac/provenance.ts).
@@ -24,12 +25,13 @@ import { join } from "node:path";
 import { MacLmError } from "../errors.js";
 import { type GenerateOptions, MAC_DECODING, generate, greedyTokens } from "../generate/index.js";
 import { aggregateFull, aggregateHierarchical } from "../mac/aggregate/hierarchical.js";
-import { checkpointFingerprint, loadMac } from "../mac/io.js";
+import { checkBankFingerprint, checkpointFingerprint, loadMac, macFingerprint } from "../mac/io.js";
+import { amortizeDocuments } from "../mac/windows.js";
 import { type BankDType, type BankDocumentInfo, type JsonObject, MemoryBank } from "../mac/memory/bank.js";
 import type { MacModel } from "../mac/model.js";
 import { aggregateWithShares, hierarchicalShares } from "../mac/provenance.js";
 import type { Modulation } from "../models/types.js";
-import { type Tensor, nextTurn, noGrad, scope, slice, untrack } from "../tensor/index.js";
+import { type Tensor, nextTurn, noGrad, scope, untrack } from "../tensor/index.js";
 import { snippetFor } from "./snippet.js";
 
 /** A document to adapt to. */
@@ -53,8 +55,12 @@ export interface MacLoadOptions {
 }
 
 export interface MacFromModelOptions extends Omit<MacLoadOptions, "cacheDir"> {
-  /** Recorded in a new bank and checked against an existing one (e.g. checkpointFingerprint(dir)). */
+  /** Recorded in a new bank and checked against an existing one (e.g. macFingerprint(dir)). */
   fingerprint?: string;
+  /** Also accepted in an existing bank: what banks made before fingerprints covered the base models recorded. */
+  legacyFingerprint?: string;
+  /** Names the checkpoint in a fingerprint mismatch. */
+  checkpoint?: string;
   /** close() disposes the model and its base LM (default false: the caller keeps them). */
   ownsModel?: boolean;
 }
@@ -73,6 +79,8 @@ export interface AdaptResult {
   added: string[];
   replaced: string[];
   skipped: string[];
+  /** Documents longer than the amortizer reads, stored as several overlapping windows (entries). */
+  windows: { id: string; chars: number; windows: number }[];
   timings: { amortizeMs: number; writeMs: number; totalMs: number };
 }
 
@@ -153,9 +161,21 @@ export class Mac {
         "MACLM_BAD_ARGUMENT",
         `no memory bank at ${opts.bank ?? "(none given)"}; adapt to documents first (mac-lm adapt) or answer without memory`,
       );
+    // The checkpoint and every model it uses (verified against their sha256 on the way) identify the bank's
+    // entries; an existing bank of other models is refused before any model loads.
+    const fingerprint = await macFingerprint(checkpoint, { cacheDir: opts.cacheDir });
+    const legacyFingerprint = checkpointFingerprint(checkpoint);
+    if (opts.bank !== undefined && existsSync(bankFileOf(opts.bank))) {
+      const bank = MemoryBank.open(bankFileOf(opts.bank), { readonly: true });
+      try {
+        checkBankFingerprint(bank, checkpoint, fingerprint);
+      } finally {
+        bank.close();
+      }
+    }
     const model = await loadMac(checkpoint, { cacheDir: opts.cacheDir });
     try {
-      return Mac.fromModel(model, { ...opts, fingerprint: checkpointFingerprint(checkpoint), ownsModel: true });
+      return Mac.fromModel(model, { ...opts, fingerprint, legacyFingerprint, checkpoint, ownsModel: true });
     } catch (e) {
       model.dispose();
       model.base.dispose();
@@ -169,13 +189,28 @@ export class Mac {
     const dir = opts.bank ?? tempDir!;
     try {
       if (!opts.readonly) mkdirSync(dir, { recursive: true });
+      const existed = existsSync(bankFileOf(dir));
       const bank = MemoryBank.open(bankFileOf(dir), {
         T: opts.readonly ? undefined : model.numSlots,
         d: opts.readonly ? undefined : model.base.hiddenSize,
         dtype: opts.readonly ? undefined : opts.dtype,
-        modelFingerprint: opts.fingerprint,
+        // A new bank records it; an existing one is compared below (with a message a user understands).
+        ...(existed ? {} : { modelFingerprint: opts.fingerprint }),
         readonly: opts.readonly ?? false,
       });
+      const stored = bank.config.modelFingerprint;
+      if (
+        existed &&
+        opts.fingerprint !== undefined &&
+        stored !== opts.fingerprint &&
+        stored !== opts.legacyFingerprint
+      ) {
+        bank.close();
+        throw new MacLmError(
+          "MACLM_CONFIG_MISMATCH",
+          `memory bank ${bank.path} was made with another checkpoint or other base models than ${opts.checkpoint ?? "this model"} (bank fingerprint ${stored ?? "(none)"}, now ${opts.fingerprint}); its entries would give wrong answers. Use the checkpoint and models it was made with, or adapt the documents into a new bank`,
+        );
+      }
       if (bank.config.T !== model.numSlots || bank.config.d !== model.base.hiddenSize) {
         bank.close();
         throw new MacLmError(
@@ -213,6 +248,7 @@ export class Mac {
       added: [],
       replaced: [],
       skipped: [],
+      windows: [],
       timings: { amortizeMs: 0, writeMs: 0, totalMs: 0 },
     };
     const todo: MacDocument[] = [];
@@ -230,21 +266,31 @@ export class Mac {
       const batch = todo.slice(i, i + batchSize);
       scope(() => {
         const ta = performance.now();
-        const [entries] = this.model.amortizeBatched(
+        // A document longer than the amortizer reads is several overlapping windows, one entry each.
+        const amortized = amortizeDocuments(
+          this.model,
           batch.map((d) => d.text),
-          batch.length,
-        ); // (n, T, d)
+          batchSize,
+        );
         const tw = performance.now();
         result.timings.amortizeMs += tw - ta;
-        this.bank.putDocuments(
-          batch.map((d, j) => ({
-            id: d.id,
-            text: d.text,
-            title: d.title ?? null,
-            meta: d.meta ?? null,
-            entries: slice(entries!, 0, j, j + 1),
-          })),
-        );
+        try {
+          this.bank.putDocuments(
+            batch.map((d, j) => ({
+              id: d.id,
+              text: d.text,
+              title: d.title ?? null,
+              meta: d.meta ?? null,
+              entries: amortized[j]!.entries,
+            })),
+          );
+        } finally {
+          for (const a of amortized) a.entries.dispose();
+        }
+        batch.forEach((d, j) => {
+          const n = amortized[j]!.windows.length;
+          if (n > 1) result.windows.push({ id: d.id, chars: d.text.length, windows: n });
+        });
         result.timings.writeMs += performance.now() - tw;
       });
       this.invalidate();

@@ -6,8 +6,10 @@
  * Adding a command (train, adapt, ask, eval next): a `commands/<name>.ts` exporting `run(options, io)`, and an
  * entry in `defineCommands` below declaring its arguments and flags.
  *
- * Errors: a MacLmError prints "mac-lm: <message>" (no stack) and sets process.exitCode = 1; anything else is a bug
- * and prints its stack. Set MACLM_DEBUG=1 to see stacks for every error.
+ * Errors: a MacLmError prints "mac-lm: <message>" (no stack) and sets process.exitCode = 1; so does an ordinary file
+ * error (missing, a folder where a file is needed, permission, exists, read-only, disk full): one line naming the
+ * path and the fix. Anything else is a bug and prints its stack. `--debug` (or MACLM_DEBUG=1) shows stacks for every
+ * error.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { MacLmError } from "../errors.js";
@@ -185,9 +187,15 @@ function defineCommands(program: Command, io: CliIO): void {
     .option("--squad <file>", "SQuAD-format JSON: its unique paragraphs")
     .option("--batch-size <n>", "documents per forward pass", parseIntArg("--batch-size", 1), 8)
     .addOption(
-      new Option("--dtype <dtype>", "storage precision of the entries")
-        .choices(["float32", "float16"])
-        .default("float16"),
+      new Option("--dtype <dtype>", "storage precision of a new bank's entries (default: float16)").choices([
+        "float32",
+        "float16",
+      ]),
+    )
+    .addOption(
+      new Option("--encoding <encoding>", "encoding of --file: utf8 (checked strictly) or latin1 (transcoded)")
+        .choices(["utf8", "latin1"])
+        .default("utf8"),
     )
     .addOption(cacheOption())
     .action(async (texts: string[], opts: import("./commands/adapt.js").AdaptCommandOptions) => {
@@ -212,6 +220,28 @@ function defineCommands(program: Command, io: CliIO): void {
       const { run } = await import("./commands/ask.js");
       await run(questions, opts, io);
     });
+  const bank = program.command("bank").description("check or repair a memory bank");
+  bank
+    .command("check")
+    .description("full check: SQLite's integrity_check, every entry's checksum and values, every document's text")
+    .requiredOption("-b, --bank <dir>", "memory bank folder")
+    .option("--upgrade", "first migrate a bank of an older schema in place (needs write access)")
+    .action(async (opts: import("./commands/bank.js").BankCheckOptions) => {
+      const { runCheck } = await import("./commands/bank.js");
+      await runCheck(opts, io);
+    });
+  bank
+    .command("repair")
+    .description("recompute damaged entries from the documents' stored text (rebuilds a damaged file)")
+    .requiredOption("-b, --bank <dir>", "memory bank folder")
+    .requiredOption("-c, --checkpoint <dir>", "the MAC checkpoint the bank was made with")
+    .option("--drop-unrepairable", "remove damaged documents whose text is lost too")
+    .addOption(cacheOption())
+    .action(async (opts: import("./commands/bank.js").BankRepairOptions) => {
+      const { runRepair } = await import("./commands/bank.js");
+      await runRepair(opts, io);
+    });
+
   program
     .command("serve")
     .description("serve the library over HTTP: documents in, answers with their sources out, and a web page at /")
@@ -288,10 +318,12 @@ export function buildProgram(io: CliIO = { stdout: process.stdout, stderr: proce
     .description("Keep a language model up to date with a stream of documents without fine-tuning it (MAC)")
     .version(VERSION)
     .showHelpAfterError("(run with --help for usage)")
+    .option("--debug", "print stack traces with errors")
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
   defineCommands(program, io);
-  for (const c of program.commands)
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(program).slice(1))
     c.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
   return program;
 }
@@ -303,20 +335,46 @@ export async function main(
 ): Promise<number> {
   const program = buildProgram(io);
   let code = 0;
+  // --debug may stand anywhere on the line (it is the program's option, commands do not know it).
+  const debug = argv.slice(2).includes("--debug") || process.env.MACLM_DEBUG === "1";
+  const args = [...argv.slice(0, 2), ...argv.slice(2).filter((a) => a !== "--debug")];
   try {
-    if (argv.length <= 2) {
+    if (args.length <= 2) {
       program.outputHelp();
       code = 1;
-    } else await program.parseAsync([...argv]);
+    } else await program.parseAsync(args);
   } catch (e) {
-    code = reportError(e, io);
+    code = reportError(e, io, debug);
   }
   if (code !== 0) process.exitCode = code;
   return code;
 }
 
-function reportError(e: unknown, io: CliIO): number {
-  const debug = process.env.MACLM_DEBUG === "1";
+/** Node's errno codes of ordinary file problems, with what to do about each. */
+const FILE_ERRORS: Record<string, (path: string) => string> = {
+  ENOENT: (p) => `no such file or folder: ${p}; check the path`,
+  EISDIR: (p) => `${p} is a folder, but a file is needed here; give the path of a file`,
+  ENOTDIR: (p) => `${p}: a part of this path is a file, not a folder; check the path`,
+  EACCES: (p) => `permission denied: ${p}; check its permissions (ls -l) or use a path you may read and write`,
+  EPERM: (p) => `operation not permitted on ${p}; check its permissions (ls -l) or use another path`,
+  EEXIST: (p) => `${p} already exists; remove it or choose another path`,
+  EROFS: (p) => `${p} is on a read-only file system; choose a writable path`,
+  ENOSPC: (p) => `no space left on the device while writing ${p}; free some space and rerun`,
+  ENAMETOOLONG: (p) => `file name too long: ${p}`,
+  ELOOP: (p) => `too many symbolic links in ${p}`,
+};
+
+/** The one-line message for a file-system error (a Node errno error with a path, perhaps as a cause), or null. */
+export function fileErrorMessage(e: unknown): string | null {
+  for (let x = e, depth = 0; x instanceof Error && depth < 4; x = x.cause, depth++) {
+    const err = x as NodeJS.ErrnoException;
+    const hint = err.code !== undefined ? FILE_ERRORS[err.code] : undefined;
+    if (hint !== undefined) return typeof err.path === "string" ? hint(err.path) : err.message;
+  }
+  return null;
+}
+
+function reportError(e: unknown, io: CliIO, debug: boolean): number {
   // commander has already printed its own messages (unknown option, missing argument, --help, --version).
   if (
     e !== null &&
@@ -327,9 +385,16 @@ function reportError(e: unknown, io: CliIO): number {
   ) {
     return (e as { exitCode?: number }).exitCode ?? 1;
   }
-  if (e instanceof MacLmError && !debug) {
-    io.stderr.write(`mac-lm: ${e.message}\n`);
-    return 1;
+  if (!debug) {
+    if (e instanceof MacLmError) {
+      io.stderr.write(`mac-lm: ${e.message}\n`);
+      return 1;
+    }
+    const file = fileErrorMessage(e);
+    if (file !== null) {
+      io.stderr.write(`mac-lm: ${file} (--debug shows where)\n`);
+      return 1;
+    }
   }
   io.stderr.write(`mac-lm: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   return 1;

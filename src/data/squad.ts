@@ -2,10 +2,10 @@
  * SQuAD-format data (v1.1 JSON: {data: [{title, paragraphs: [{context, qas: [{id, question, answers: [{text}]}]}]}]})
  * as MAC's examples, and a deterministic split by article (never by question).
  */
-import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { MacLmError } from "../errors.js";
+import { readTextFile } from "./text.js";
 import type { TrainExample } from "../mac/train/trainer.js";
 
 const SquadSchema = z.object({
@@ -33,8 +33,9 @@ export interface Article {
 export function loadSquad(file: string): Article[] {
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, "utf8"));
+    json = JSON.parse(readTextFile(file, "utf8", "SQuAD file"));
   } catch (e) {
+    if (e instanceof MacLmError) throw e;
     throw new MacLmError("MACLM_BAD_FILE", `${file}: not readable JSON (${(e as Error).message})`);
   }
   const parsed = SquadSchema.safeParse(json);

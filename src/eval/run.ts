@@ -6,10 +6,11 @@
  * any time and run the same command again. Then results.json, report.md and the plots are (re)written.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { MacLmError } from "../errors.js";
+import { claimFolder } from "../io/out-folder.js";
 import type { MethodName } from "./methods/types.js";
 
 export const ALL_METHODS: readonly MethodName[] = [
@@ -107,16 +108,24 @@ export function writeJsonAtomic(file: string, value: unknown): void {
  */
 export function prepareOut(specIn: EvalSpecInput, out: string): EvalSpec {
   const spec = EvalSpecSchema.parse(specIn);
+  // Never write report.md / results.json over another tool's files: an empty folder or one of our eval runs.
+  claimFolder(out, {
+    kind: "eval run",
+    settings: {},
+    legacyFile: "spec.json",
+    startOver: "give another --out to start a new run",
+  });
   mkdirSync(join(out, "methods"), { recursive: true });
   mkdirSync(join(out, "cost"), { recursive: true });
   mkdirSync(join(out, "predictions"), { recursive: true });
-  if (existsSync(specFile(out))) {
+  // A run that finished nothing (it failed at once, e.g. on a wrong --format) does not bind the folder's settings.
+  if (existsSync(specFile(out)) && finishedUnits(out) > 0) {
     const old = EvalSpecSchema.parse(JSON.parse(readFileSync(specFile(out), "utf8")));
     for (const key of IDENTITY_KEYS)
       if (JSON.stringify(old[key]) !== JSON.stringify(spec[key]))
         throw new MacLmError(
           "MACLM_BAD_ARGUMENT",
-          `eval: ${out} holds results of another run (its "${key}" was ${JSON.stringify(old[key])}, now ${JSON.stringify(spec[key])}); use another --out or delete it`,
+          `eval: ${out} holds finished results of another run (its "${key}" was ${JSON.stringify(old[key])}, now ${JSON.stringify(spec[key])}); rerun with its settings to resume it, or give another --out to start a new run`,
         );
     spec.methods = [...new Set([...old.methods, ...spec.methods])].filter((m) => spec.methods.includes(m));
     // The report's "reproduce" command is the one that started the run (a resume is the same command).
@@ -126,6 +135,15 @@ export function prepareOut(specIn: EvalSpecInput, out: string): EvalSpec {
   const started = join(out, "started.json");
   if (!existsSync(started)) writeJsonAtomic(started, { started_at: new Date().toISOString() });
   return spec;
+}
+
+/** Unit result files already written in `out`. */
+function finishedUnits(out: string): number {
+  return ["methods", "cost"].reduce(
+    (n, sub) =>
+      n + (existsSync(join(out, sub)) ? readdirSync(join(out, sub)).filter((f) => f.endsWith(".json")).length : 0),
+    0,
+  );
 }
 
 export interface EvalHooks {
@@ -176,7 +194,7 @@ export async function runEval(specIn: EvalSpecInput, out: string, hooks: EvalHoo
     } else {
       const code = await runChild(cmd, out, u.id);
       if (code !== 0 || !existsSync(u.file)) {
-        log(`${u.id}: FAILED (exit ${code}); rerun the same command to retry it`);
+        log(`${u.id}: FAILED (exit ${code}; its error is above)`);
         failed.push(u.id);
       }
     }

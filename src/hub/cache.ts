@@ -3,6 +3,11 @@
  *
  *   <cache>/models/<name>/             one folder per pulled model (the files as the source names them)
  *   <cache>/models/<name>/manifest.json  written last: its presence means the pull completed
+ *   <cache>/models/<name>/verified.json  size, mtime and sha256 of each file when it was last hashed
+ *
+ * A model's files are checked against the manifest's sha256 when pulled and whenever a file's size or mtime differs
+ * from what verified.json recorded (verifyModelFiles): a byte flipped in place changes the mtime, so a damaged
+ * weights file is found before it silently yields wrong outputs, while an unchanged cache costs one stat per file.
  *
  * <cache> is $MACLM_CACHE, else $XDG_CACHE_HOME/mac-lm, else ~/.cache/mac-lm. Every function takes an explicit
  * `cacheDir` override (the CLI's --cache) so tests never touch the user's cache.
@@ -15,6 +20,7 @@ import { join, resolve } from "node:path";
 import { MacLmError } from "../errors.js";
 
 export const MANIFEST_FILE = "manifest.json";
+export const VERIFIED_FILE = "verified.json";
 
 /** The cache root: `override`, else $MACLM_CACHE, else $XDG_CACHE_HOME/mac-lm, else ~/.cache/mac-lm. */
 export function cacheDir(override?: string): string {
@@ -145,4 +151,83 @@ async function folderBytes(dir: string): Promise<number> {
     else if (e.isFile()) total += (await stat(p)).size;
   }
   return total;
+}
+
+interface VerifiedStamp {
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+}
+
+async function readStamps(dir: string): Promise<Record<string, VerifiedStamp>> {
+  try {
+    const v = JSON.parse(await readFile(join(dir, VERIFIED_FILE), "utf8")) as unknown;
+    return v !== null && typeof v === "object" ? (v as Record<string, VerifiedStamp>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Records that the files were hashed as they are now (best effort: a read-only cache is verified every time). */
+async function writeStamps(dir: string, stamps: Record<string, VerifiedStamp>): Promise<void> {
+  const tmp = join(dir, `${VERIFIED_FILE}.partial-${process.pid}`);
+  try {
+    await writeFile(tmp, JSON.stringify(stamps, null, 1) + "\n");
+    await rename(tmp, join(dir, VERIFIED_FILE));
+  } catch {
+    // Not writable: nothing is lost but the shortcut.
+  }
+}
+
+/** How to get a good copy again: `mac-lm pull NAME --force` for a cached model, else the folder to replace. */
+const refetchHint = (dir: string, name: string | null): string =>
+  name !== null ? `run \`mac-lm pull ${name} --force\` to download it again` : `replace the files in ${dir}`;
+
+/**
+ * Checks every file of `manifest` in `dir`: present, of its recorded size, and (when its size or mtime changed since
+ * the last check, or it was never checked) of its recorded sha256. Throws MACLM_CHECKSUM_MISMATCH naming the file
+ * and how to re-pull; `name` is the registry name for that hint (null for a folder given by path).
+ */
+export async function verifyModelFiles(dir: string, manifest: Manifest, name: string | null): Promise<void> {
+  const stamps = await readStamps(dir);
+  let changed = false;
+  for (const f of manifest.files) {
+    const path = join(dir, ...f.path.split("/"));
+    let st;
+    try {
+      st = await stat(path);
+    } catch {
+      throw new MacLmError(
+        "MACLM_CHECKSUM_MISMATCH",
+        `model file ${path} is missing (the manifest lists it); ${refetchHint(dir, name)}`,
+      );
+    }
+    if (st.size !== f.size)
+      throw new MacLmError(
+        "MACLM_CHECKSUM_MISMATCH",
+        `model file ${path} is ${st.size < f.size ? "truncated" : "longer than recorded"}: ${st.size} bytes, the manifest records ${f.size}; ${refetchHint(dir, name)}`,
+      );
+    const stamp = stamps[f.path];
+    if (stamp !== undefined && stamp.size === st.size && stamp.mtimeMs === st.mtimeMs && stamp.sha256 === f.sha256)
+      continue;
+    const sha = await sha256File(path);
+    if (sha !== f.sha256.toLowerCase())
+      throw new MacLmError(
+        "MACLM_CHECKSUM_MISMATCH",
+        `model file ${path} is damaged: its sha256 is ${sha}, the manifest records ${f.sha256}; ${refetchHint(dir, name)}`,
+      );
+    stamps[f.path] = { size: st.size, mtimeMs: st.mtimeMs, sha256: sha };
+    changed = true;
+  }
+  if (changed) await writeStamps(dir, stamps);
+}
+
+/** After a pull: the files were hashed as they were written, so record them as verified without reading them again. */
+export async function stampVerified(dir: string, manifest: Manifest): Promise<void> {
+  const stamps: Record<string, VerifiedStamp> = {};
+  for (const f of manifest.files) {
+    const st = await stat(join(dir, ...f.path.split("/")));
+    stamps[f.path] = { size: st.size, mtimeMs: st.mtimeMs, sha256: f.sha256 };
+  }
+  await writeStamps(dir, stamps);
 }

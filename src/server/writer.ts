@@ -142,6 +142,7 @@ function split(r: AdaptResult, docs: readonly MacDocument[]): AdaptResult {
     added: r.added.filter((id) => mine.has(id)),
     replaced: r.replaced.filter((id) => mine.has(id)),
     skipped: r.skipped.filter((id) => mine.has(id)),
+    windows: r.windows.filter((w) => mine.has(w.id)),
     timings: r.timings,
   };
 }

@@ -107,6 +107,8 @@ describe.skipIf(!present)(`mac-lm eval${present ? "" : smol.skipNote + mini.skip
   it("refuses to mix results of a different stream into the same folder", async () => {
     const r = await cli(args.map((a) => (a === "3" ? "2" : a)));
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/holds results of another run \(its "maxDocs" was 3, now 2\)/);
+    expect(r.stderr).toMatch(
+      /holds finished results of another run \(its "maxDocs" was 3, now 2\); rerun with its settings to resume it/,
+    );
   });
 });

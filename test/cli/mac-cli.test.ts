@@ -78,9 +78,9 @@ describe.skipIf(!present)(`mac-lm train / adapt / ask${present ? "" : smol.skipN
     const docs = ["Zorvath Quellin was born in Mirefall in 1843.", "The Kelt company makes glass boats."];
     const a = await cli(["adapt", "-c", run, "-b", bank, ...docs]);
     expect(a.code, a.stderr).toBe(0);
-    expect(a.stdout).toMatch(/2 entries \(0 already present\)/);
+    expect(a.stdout).toMatch(/2 documents, 2 entries \(0 already present\)/);
     const again = await cli(["adapt", "-c", run, "-b", bank, docs[0]!]);
-    expect(again.stdout).toMatch(/2 entries \(1 already present\)/);
+    expect(again.stdout).toMatch(/2 documents, 2 entries \(1 already present\)/);
     const q = await cli([
       "ask",
       "-c",

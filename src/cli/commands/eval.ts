@@ -108,5 +108,8 @@ export async function run(o: EvalCommandOptions, io: CliIO): Promise<void> {
   });
   io.stdout.write(`eval: results in ${o.out}/results.json, report ${o.out}/report.md\n`);
   if (failed.length > 0)
-    throw new MacLmError("MACLM_EVAL_FAILED", `eval: ${failed.join(", ")} failed; rerun the same command to retry`);
+    throw new MacLmError(
+      "MACLM_EVAL_FAILED",
+      `eval: ${failed.join(", ")} failed (the error is above); ${o.out} keeps what finished: fix the cause and rerun the same command to resume, or give another --out to start over`,
+    );
 }

@@ -52,6 +52,9 @@ export async function run(opts: PullCommandOptions, io: CliIO): Promise<void> {
           break;
         case "cached":
           break;
+        case "damaged":
+          log(`the cached copy is damaged (${e.error}); downloading it again`);
+          break;
       }
     },
   });

@@ -513,10 +513,10 @@ describe("MemoryBank documents (schema v2)", () => {
     expect(bank.entryDocIds()).toEqual(["old-0", "old-2", "new"]);
     bank.close();
     const raw = new Database(p, { readonly: true });
-    expect(raw.pragma("user_version", { simple: true })).toBe(2);
-    expect(raw.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get()).toBe("2");
+    expect(raw.pragma("user_version", { simple: true })).toBe(3);
+    expect(raw.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get()).toBe("3");
     raw.close();
-    const again = MemoryBank.open(p, { readonly: true }); // version 2 now: readonly is fine
+    const again = MemoryBank.open(p, { readonly: true }); // version 3 now: readonly is fine
     expect(again.entryDocIds()).toEqual(["old-0", "old-2", "new"]);
     again.close();
     all.dispose();

@@ -12,20 +12,28 @@
  * transaction is committed and the WAL is fsynced, so an acknowledged document survives a crash of the process (and
  * of the machine), and a crash mid-write leaves the bank as it was before that write (the transaction is atomic).
  *
- * Schema (version 2; PRAGMA application_id = 0x4d41434d "MACM", PRAGMA user_version = 2):
+ * Schema (version 3; PRAGMA application_id = 0x4d41434d "MACM", PRAGMA user_version = 3):
  *   meta(key TEXT PRIMARY KEY, value TEXT)   schema_version, T, d, dtype, model_fingerprint, created_at
  *   documents(doc_id TEXT PRIMARY KEY, title TEXT, text TEXT NOT NULL, metadata TEXT, added_at TEXT NOT NULL,
- *             n_entries INTEGER NOT NULL)                       one row per document; its rowid is insertion order
+ *             n_entries INTEGER NOT NULL, text_sha256 TEXT)     one row per document; its rowid is insertion order
  *   entries(idx INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, win INTEGER NOT NULL, UNIQUE (doc_id, win))
  *                                                               small rows: id queries never touch the latents
- *   payloads(idx INTEGER PRIMARY KEY, data BLOB NOT NULL)       T·d little-endian float32 or IEEE half values
+ *   payloads(idx INTEGER PRIMARY KEY, data BLOB NOT NULL, checksum TEXT NOT NULL)
+ *                                                               T·d little-endian float32 or IEEE half values
+ *
+ * Integrity: every payload carries a checksum written with it (sha256 of its idx, document id, window and bytes,
+ * so a payload moved to another entry fails too) and every document its text's sha256. Every read checks them and
+ * that the values are finite; a failure is MACLM_BANK_DAMAGED naming the bank, the document id and what failed (and
+ * `mac-lm bank repair`, which recomputes entries from the stored text). Opening runs SQLite's quick_check; check()
+ * runs the full integrity_check and reads every entry.
  * idx orders the entries (aggregation order); it grows with each insertion and has gaps where documents were
  * removed, so positions (0 … count−1, what readRange/groups/indexOf speak of) are ranks of idx, not idx itself.
  * Opening reads the meta table only, so it takes milliseconds whatever the bank's size.
  *
- * Version 1 banks (one entry per document, no stored text) are migrated in place, in one transaction, when opened
- * for writing: each entry becomes a document with empty text (version 1 did not keep the text) and its metadata;
- * opened readonly, a version 1 bank is refused with a message saying how to migrate it.
+ * Version 1 banks (one entry per document, no stored text) and version 2 banks (no checksums) are migrated in
+ * place, in one transaction, when opened for writing: a version 1 entry becomes a document with empty text (version 1
+ * did not keep the text) and its metadata; checksums are computed from the values stored then. Opened readonly, an
+ * older bank is refused with a message saying how to migrate it.
  *
  * float16 storage halves disk and memory; values are rounded to nearest even (f16.ts) and must be finite with
  * magnitude below 65520 (which would round to Infinity): writes reject anything else rather than store ±Inf/NaN.
@@ -37,8 +45,10 @@
  * Several processes may open one bank: SQLite serialises writers (a busy writer waits up to `timeoutMs`) and
  * readers see committed writes only.
  */
-import { existsSync } from "node:fs";
-import { endianness } from "node:os";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { endianness, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { MacLmError, ShapeError, fmtShape } from "../../errors.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -75,6 +85,8 @@ export interface OpenMemoryBankOptions {
   create?: boolean;
   /** How long a write waits for another process's write to finish (default 10 s). */
   timeoutMs?: number;
+  /** Run SQLite's quick_check when opening (default true; it reads every page, ~1 s per GB). */
+  quickCheck?: boolean;
 }
 
 /** A latent: a (T, d) or (1, T, d) float tensor, or T·d numbers in row-major order. */
@@ -125,13 +137,37 @@ export interface AppendOptions {
   onDuplicate?: "error" | "skip";
 }
 
-export const BANK_SCHEMA_VERSION = 2;
+export const BANK_SCHEMA_VERSION = 3;
 const APPLICATION_ID = 0x4d41434d; // "MACM"
 const BANK_DTYPES: readonly BankDType[] = ["float32", "float16"];
 /** Rows per query when reading many entries (bounds the Buffers held at once). */
 const READ_CHUNK = 256;
 
 const bytesOf = (dtype: BankDType): number => (dtype === "float16" ? 2 : 4);
+
+/** The checksum stored with a payload: binds its bytes to its place (idx), its document and its window. */
+export function entryChecksum(idx: number, docId: string, win: number, data: Uint8Array): string {
+  return createHash("sha256").update(`${idx}\0${docId}\0${win}\0`).update(data).digest("hex").slice(0, 32);
+}
+
+export const textChecksum = (text: string): string =>
+  createHash("sha256").update(text, "utf8").digest("hex").slice(0, 32);
+
+/** One problem found by check(): which document (and window) and what failed. */
+export interface BankProblem {
+  docId: string | null;
+  window: number | null;
+  problem: string;
+}
+
+/** A payload row as read back, with what its checksum binds it to. */
+interface PayloadRow {
+  idx: number;
+  data: Buffer | null;
+  checksum: string | null;
+  doc_id: string | null;
+  win: number | null;
+}
 
 function checkDim(value: unknown, field: string, path: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value <= 0)
@@ -166,6 +202,8 @@ export class MemoryBank {
   readonly readonly: boolean;
 
   private db: Database.Database | null;
+  /** A temporary copy read instead of a bank whose folder is read-only (removed on close). */
+  private tempCopy: string | null = null;
   private readonly entrySize: number; // T·d
   private readonly payloadBytes: number;
   private readonly stmts: ReturnType<typeof prepare>;
@@ -211,20 +249,28 @@ export class MemoryBank {
             );
           count -= Math.max(0, remove(doc.id));
         }
-        s.insertDocument.run(doc.id, doc.title, doc.text, doc.metadata, now, doc.payloads.length);
+        s.insertDocument.run(
+          doc.id,
+          doc.title,
+          doc.text,
+          doc.metadata,
+          now,
+          doc.payloads.length,
+          textChecksum(doc.text),
+        );
         positions.push(count);
         doc.payloads.forEach((p, w) => {
           s.insertEntry.run(idx, doc.id, w);
-          s.insertPayload.run(idx, p);
+          s.insertPayload.run(idx, p, entryChecksum(idx, doc.id, w, p));
           idx++;
         });
         count += doc.payloads.length;
       }
       return positions;
     });
-    this.writeDocs = (docs, onDuplicate) => write.immediate(docs, onDuplicate);
+    this.writeDocs = (docs, onDuplicate) => this.writing(() => write.immediate(docs, onDuplicate));
     const removeTxn = db.transaction(remove);
-    this.removeTxn = (id) => removeTxn.immediate(id);
+    this.removeTxn = (id) => this.writing(() => removeTxn.immediate(id));
   }
 
   /**
@@ -252,23 +298,59 @@ export class MemoryBank {
       );
 
     let db: Database.Database;
+    let copy: string | null = null;
     try {
       db = new Database(path, { readonly, fileMustExist: !create, timeout: opts.timeoutMs ?? 10_000 });
+      if (readonly) db.prepare("SELECT count(*) FROM sqlite_schema").get();
     } catch (e) {
-      throw new MacLmError("MACLM_BAD_FILE", `memory bank ${path}: cannot open: ${(e as Error).message}`, { cause: e });
+      // A bank that may be read but not written (its folder or file read-only): SQLite cannot create the WAL's
+      // shared-memory file beside it. With no WAL content pending, the file alone is the whole bank: read a copy.
+      const wal = `${path}-wal`;
+      if (!readonly || (existsSync(wal) && statSync(wal).size > 0))
+        throw new MacLmError(
+          "MACLM_BAD_FILE",
+          `memory bank ${path}: cannot open${readonly ? " for reading" : " for writing"}: ${(e as Error).message}${/readonly|read-only|permission|unable to open/i.test((e as Error).message) ? " (check that you may read and write the bank's folder, or open it readonly)" : ""}`,
+          { cause: e },
+        );
+      copy = mkdtempSync(join(tmpdir(), "mac-lm-bank-"));
+      copyFileSync(path, join(copy, "bank.sqlite"));
+      db = new Database(join(copy, "bank.sqlite"), { readonly: true, fileMustExist: true });
     }
     try {
-      const config = readonly ? readConfig(db, path, "refuse-v1") : initialise(db, path, opts);
+      const config = readonly ? readConfig(db, path, "refuse-old") : initialise(db, path, opts);
       if (config === null)
         throw new MacLmError("MACLM_BAD_FILE", `memory bank ${path} is empty (no bank was created in it)`);
+      if (opts.quickCheck ?? true) {
+        const problems = db.pragma("quick_check(20)", { simple: false }) as { quick_check: string }[];
+        if (problems.length !== 1 || problems[0]!.quick_check !== "ok")
+          throw new MacLmError(
+            "MACLM_BANK_DAMAGED",
+            `memory bank ${path} is damaged (SQLite quick_check: ${problems
+              .slice(0, 3)
+              .map((p) => p.quick_check)
+              .join(
+                "; ",
+              )}); run \`mac-lm bank repair -c CHECKPOINT -b ${dirname(path)}\` to rebuild it from the stored documents`,
+          );
+      }
       checkConfig(path, config, opts);
-      return new MemoryBank(path, db, config, readonly);
+      const bank = new MemoryBank(path, db, config, readonly);
+      bank.tempCopy = copy;
+      return bank;
     } catch (e) {
       db.close();
+      if (copy !== null) rmSync(copy, { recursive: true, force: true });
       if (e instanceof MacLmError) throw e;
+      if (/readonly database|read-only/i.test((e as Error).message))
+        throw new MacLmError(
+          "MACLM_BAD_FILE",
+          `memory bank ${path} cannot be written (${(e as Error).message}): check the permissions of the file and of its folder (ls -l); reading it (\`mac-lm ask\`) still works`,
+          { cause: e },
+        );
+      const corrupt = /malformed|corrupt/i.test((e as Error).message);
       throw new MacLmError(
-        "MACLM_BAD_FILE",
-        `memory bank ${path}: not a readable memory bank: ${(e as Error).message}`,
+        corrupt ? "MACLM_BANK_DAMAGED" : "MACLM_BAD_FILE",
+        `memory bank ${path}: not a readable memory bank: ${(e as Error).message}${corrupt ? `; \`mac-lm bank repair -c CHECKPOINT -b ${dirname(path)}\` recovers what can be read` : ""}`,
         { cause: e },
       );
     }
@@ -376,7 +458,11 @@ export class MemoryBank {
   /** A stored document's text (empty for documents stored without it), or undefined if it is not stored. */
   documentText(id: string): string | undefined {
     this.live("documentText");
-    return this.stmts.documentText.get(id);
+    const row = this.stmts.documentText.get(id);
+    if (row === undefined) return undefined;
+    if (row.text_sha256 !== textChecksum(row.text))
+      throw this.damaged(id, null, "its stored text does not match its checksum");
+    return row.text;
   }
 
   /** The document id of every entry, in aggregation order (a document with several windows appears once per entry). */
@@ -388,10 +474,15 @@ export class MemoryBank {
   /** A document's entries (n, T, d) in window order, as float32. Throws if it is not stored. */
   documentEntries(id: string): Tensor {
     this.live("documentEntries");
-    const bufs = this.stmts.payloadsOf.all(id);
-    if (bufs.length === 0) throw this.missing([id]);
-    const out = Tensor.empty([bufs.length, this.config.T, this.config.d]);
-    bufs.forEach((b, i) => this.decodeInto(b, out.f32, i, `of "${id}", window ${i}`));
+    const rows = this.stmts.payloadsOf.all(id);
+    if (rows.length === 0) throw this.missing([id]);
+    const out = Tensor.empty([rows.length, this.config.T, this.config.d]);
+    try {
+      rows.forEach((r, i) => this.decodeInto(r, out.f32, i));
+    } catch (e) {
+      out.dispose();
+      throw e;
+    }
     return out;
   }
 
@@ -457,15 +548,20 @@ export class MemoryBank {
     if (missing.length > 0) throw this.missing(missing);
     const out = Tensor.empty([ids.length, this.config.T, this.config.d]);
     ids.forEach((id, i) => {
-      const bufs = this.stmts.payloadsOf.all(id);
-      if (bufs.length !== 1) {
+      const rows = this.stmts.payloadsOf.all(id);
+      if (rows.length !== 1) {
         out.dispose();
         throw new MacLmError(
           "MACLM_BAD_ARGUMENT",
-          `memory bank ${this.path}: document "${id}" has ${bufs.length} entries; get() reads one-entry documents (use documentEntries())`,
+          `memory bank ${this.path}: document "${id}" has ${rows.length} entries; get() reads one-entry documents (use documentEntries())`,
         );
       }
-      this.decodeInto(bufs[0]!, out.f32, i, `of "${id}"`);
+      try {
+        this.decodeInto(rows[0]!, out.f32, i);
+      } catch (e) {
+        out.dispose();
+        throw e;
+      }
     });
     return out;
   }
@@ -519,6 +615,8 @@ export class MemoryBank {
     const db = this.db;
     this.db = null;
     db?.close();
+    if (this.tempCopy !== null) rmSync(this.tempCopy, { recursive: true, force: true });
+    this.tempCopy = null;
   }
 
   get closed(): boolean {
@@ -537,6 +635,21 @@ export class MemoryBank {
       throw new MacLmError("MACLM_DISPOSED", `MemoryBank.${op}: memory bank ${this.path} is closed`);
   }
 
+  /** Runs a write; an SQLite failure (read-only file, disk full, damage) becomes an error naming the bank. */
+  private writing<R>(fn: () => R): R {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof MacLmError || !(e instanceof Error) || e.name !== "SqliteError") throw e;
+      const readonly = /readonly|read-only/i.test(e.message);
+      throw new MacLmError(
+        /malformed|corrupt/i.test(e.message) ? "MACLM_BANK_DAMAGED" : "MACLM_BAD_FILE",
+        `memory bank ${this.path} cannot be written (${e.message})${readonly ? ": check the permissions of the file and of its folder (ls -l); reading it (`mac-lm ask`) still works" : ""}; nothing of this write was stored`,
+        { cause: e },
+      );
+    }
+  }
+
   private writable(op: string): void {
     this.live(op);
     if (this.readonly)
@@ -550,7 +663,7 @@ export class MemoryBank {
 
   /** Up to `limit` entries with fromIdx ≤ idx ≤ lastIdx, in order; null if there are none. */
   private readFrom(fromIdx: number, lastIdx: number, limit: number): { tensor: Tensor; nextIdx: number } | null {
-    const rows: { idx: number; data: Buffer }[][] = [];
+    const rows: PayloadRow[][] = [];
     let got = 0;
     let next = fromIdx;
     while (got < limit) {
@@ -563,7 +676,12 @@ export class MemoryBank {
     if (got === 0) return null;
     const out = Tensor.empty([got, this.config.T, this.config.d]);
     let row = 0;
-    for (const page of rows) for (const r of page) this.decodeInto(r.data, out.f32, row++, `at idx ${r.idx}`);
+    try {
+      for (const page of rows) for (const r of page) this.decodeInto(r, out.f32, row++);
+    } catch (e) {
+      out.dispose();
+      throw e;
+    }
     return { tensor: out, nextIdx: next };
   }
 
@@ -675,24 +793,156 @@ export class MemoryBank {
     return latent;
   }
 
-  /** Decodes payload `buf` into row `row` of `dst` (N, T, d); `which` names the entry in errors. */
-  private decodeInto(buf: Buffer, dst: Float32Array, row: number, which: string): void {
-    if (buf.length !== this.payloadBytes)
-      throw new MacLmError(
-        "MACLM_BAD_FILE",
-        `memory bank ${this.path}: entry ${which} has ${buf.length} bytes of latent, expected ${this.payloadBytes} (T·d = ${this.entrySize}, ${this.config.dtype})`,
-      );
-    const n = this.entrySize;
-    const out = dst.subarray(row * n, (row + 1) * n);
+  /** The error for a damaged entry or document: the bank, the document id (and window) and what failed. */
+  private damaged(docId: string | null, win: number | null, what: string): MacLmError {
+    const which =
+      docId === null ? "an entry with no document" : `document "${docId}"${win !== null ? ` (window ${win})` : ""}`;
+    return new MacLmError(
+      "MACLM_BANK_DAMAGED",
+      `memory bank ${this.path} is damaged: ${which}: ${what}; \`mac-lm bank repair -c CHECKPOINT -b ${dirname(this.path)}\` recomputes damaged entries from the stored text`,
+    );
+  }
+
+  /** What is wrong with a payload row (checksum, size, non-finite values), or null; decodes it into `out`. */
+  private payloadProblem(r: PayloadRow, out: Float32Array): string | null {
+    if (r.doc_id === null || r.win === null) return `entry ${r.idx} belongs to no document`;
+    if (r.data === null || r.checksum === null) return "its latent is missing";
+    if (r.data.length !== this.payloadBytes)
+      return `its latent has ${r.data.length} bytes, expected ${this.payloadBytes} (T·d = ${this.entrySize}, ${this.config.dtype})`;
+    if (entryChecksum(r.idx, r.doc_id, r.win, r.data) !== r.checksum) return "its latent does not match its checksum";
+    const buf = r.data;
     if (this.config.dtype === "float32") {
       new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(buf);
     } else {
       const h =
         buf.byteOffset % 2 === 0
-          ? new Uint16Array(buf.buffer, buf.byteOffset, n)
+          ? new Uint16Array(buf.buffer, buf.byteOffset, this.entrySize)
           : new Uint16Array(Uint8Array.from(buf).buffer);
       decodeF16(h, out);
     }
+    for (let i = 0; i < out.length; i++)
+      if (!Number.isFinite(out[i]!)) return `its latent holds a non-finite value (${out[i]}) at element ${i}`;
+    return null;
+  }
+
+  /** Verifies payload row `r` and decodes it into row `row` of `dst` (N, T, d); throws MACLM_BANK_DAMAGED. */
+  private decodeInto(r: PayloadRow, dst: Float32Array, row: number): void {
+    const n = this.entrySize;
+    const problem = this.payloadProblem(r, dst.subarray(row * n, (row + 1) * n));
+    if (problem !== null) throw this.damaged(r.doc_id, r.win, problem);
+  }
+
+  /** Deletes entries of no document and payloads of no entry (what check() reports as such); returns how many. */
+  dropOrphans(): number {
+    this.writable("dropOrphans");
+    const db = this.db!;
+    return db
+      .transaction(() => {
+        const e = db.prepare("DELETE FROM entries WHERE doc_id NOT IN (SELECT doc_id FROM documents)").run().changes;
+        const p = db.prepare("DELETE FROM payloads WHERE idx NOT IN (SELECT idx FROM entries)").run().changes;
+        return e + p;
+      })
+      .immediate();
+  }
+
+  /**
+   * What can still be read from a damaged bank file, without trusting its structure: the config and every document
+   * whose row and text (checked against its checksum) read back; the ids of documents whose text is lost.
+   */
+  static salvage(path: string): {
+    config: MemoryBankConfig;
+    documents: { id: string; title: string | null; text: string; meta: JsonObject | null }[];
+    lost: string[];
+  } {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    try {
+      const config = readConfig(db, path, "accept-old")?.config;
+      if (config === undefined || config === null)
+        throw new MacLmError("MACLM_BAD_FILE", `memory bank ${path}: its settings (meta table) cannot be read`);
+      const ids = new Set<string>();
+      const rowids: number[] = [];
+      try {
+        for (const r of db.prepare<[], number>("SELECT rowid FROM documents ORDER BY rowid").pluck().iterate())
+          rowids.push(r);
+      } catch {
+        // A damaged table: what was read so far, and the ids the entries table still names.
+      }
+      try {
+        for (const id of db.prepare<[], string>("SELECT DISTINCT doc_id FROM entries").pluck().iterate()) ids.add(id);
+      } catch {
+        // as above
+      }
+      const documents: { id: string; title: string | null; text: string; meta: JsonObject | null }[] = [];
+      const get = db.prepare<
+        [number],
+        { doc_id: string; title: string | null; text: string; metadata: string | null; text_sha256?: string | null }
+      >("SELECT * FROM documents WHERE rowid = ?");
+      const lost = new Set<string>();
+      for (const rowid of rowids) {
+        try {
+          const r = get.get(rowid);
+          if (r === undefined) continue;
+          ids.delete(r.doc_id);
+          if (r.text.length === 0 || (r.text_sha256 != null && r.text_sha256 !== textChecksum(r.text))) {
+            lost.add(r.doc_id);
+            continue;
+          }
+          documents.push({ id: r.doc_id, title: r.title, text: r.text, meta: parseMeta(r.metadata) });
+        } catch {
+          // this row is unreadable
+        }
+      }
+      for (const id of ids) lost.add(id);
+      return { config, documents, lost: [...lost] };
+    } finally {
+      db.close();
+    }
+  }
+
+  /**
+   * Checks the whole bank: SQLite's full integrity_check, every entry (checksum, size, finite values), every
+   * document's text checksum and entry count. Returns the problems found (empty: the bank is sound).
+   */
+  check(): BankProblem[] {
+    this.live("check");
+    const db = this.db!;
+    const problems: BankProblem[] = [];
+    for (const r of db.pragma("integrity_check(50)", { simple: false }) as { integrity_check: string }[])
+      if (r.integrity_check !== "ok")
+        problems.push({ docId: null, window: null, problem: `SQLite: ${r.integrity_check}` });
+    const scratch = new Float32Array(this.entrySize);
+    const perDoc = new Map<string, number>();
+    for (const r of db
+      .prepare<[], PayloadRow>(
+        `SELECT e.idx AS idx, p.data AS data, p.checksum AS checksum, e.doc_id AS doc_id, e.win AS win
+           FROM entries e LEFT JOIN payloads p USING (idx)
+         UNION ALL
+         SELECT p.idx, p.data, p.checksum, NULL, NULL FROM payloads p WHERE p.idx NOT IN (SELECT idx FROM entries)`,
+      )
+      .iterate()) {
+      const problem = this.payloadProblem(r, scratch);
+      if (problem !== null) problems.push({ docId: r.doc_id, window: r.win, problem });
+      if (r.doc_id !== null) perDoc.set(r.doc_id, (perDoc.get(r.doc_id) ?? 0) + 1);
+    }
+    for (const d of db
+      .prepare<[], { doc_id: string; text: string; text_sha256: string | null; n_entries: number }>(
+        "SELECT doc_id, text, text_sha256, n_entries FROM documents",
+      )
+      .iterate()) {
+      if (d.text_sha256 !== textChecksum(d.text))
+        problems.push({ docId: d.doc_id, window: null, problem: "its stored text does not match its checksum" });
+      const n = perDoc.get(d.doc_id) ?? 0;
+      if (n !== d.n_entries)
+        problems.push({
+          docId: d.doc_id,
+          window: null,
+          problem: `it has ${n} entries, its record says ${d.n_entries}`,
+        });
+      perDoc.delete(d.doc_id);
+    }
+    for (const id of perDoc.keys())
+      problems.push({ docId: id, window: null, problem: "it has entries but no document record (no text)" });
+    return problems;
   }
 }
 
@@ -706,11 +956,11 @@ function prepare(db: Database.Database) {
     firstIdxOf: db.prepare<[string], number | null>("SELECT min(idx) FROM entries WHERE doc_id = ?").pluck(),
     hasDocument: db.prepare<[string], number>("SELECT 1 FROM documents WHERE doc_id = ?").pluck(),
     documentCount: db.prepare<[], number>("SELECT count(*) FROM documents").pluck(),
-    insertDocument: db.prepare<[string, string | null, string, string | null, string, number]>(
-      "INSERT INTO documents (doc_id, title, text, metadata, added_at, n_entries) VALUES (?, ?, ?, ?, ?, ?)",
+    insertDocument: db.prepare<[string, string | null, string, string | null, string, number, string]>(
+      "INSERT INTO documents (doc_id, title, text, metadata, added_at, n_entries, text_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
     ),
     insertEntry: db.prepare<[number, string, number]>("INSERT INTO entries (idx, doc_id, win) VALUES (?, ?, ?)"),
-    insertPayload: db.prepare<[number, Buffer]>("INSERT INTO payloads (idx, data) VALUES (?, ?)"),
+    insertPayload: db.prepare<[number, Buffer, string]>("INSERT INTO payloads (idx, data, checksum) VALUES (?, ?, ?)"),
     deletePayloads: db.prepare<[string]>(
       "DELETE FROM payloads WHERE idx IN (SELECT idx FROM entries WHERE doc_id = ?)",
     ),
@@ -722,19 +972,22 @@ function prepare(db: Database.Database) {
     documentById: db.prepare<[string], DocRow>(
       "SELECT doc_id, title, length(text) AS chars, n_entries, added_at, metadata FROM documents WHERE doc_id = ?",
     ),
-    documentText: db.prepare<[string], string>("SELECT text FROM documents WHERE doc_id = ?").pluck(),
+    documentText: db.prepare<[string], { text: string; text_sha256: string | null }>(
+      "SELECT text, text_sha256 FROM documents WHERE doc_id = ?",
+    ),
     entryDocIds: db.prepare<[], string>("SELECT doc_id FROM entries ORDER BY idx").pluck(),
     idPage: db.prepare<[number, number], string>("SELECT doc_id FROM entries ORDER BY idx LIMIT ? OFFSET ?").pluck(),
     infoPage: db.prepare<[number, number], { doc_id: string; metadata: string | null }>(
       "SELECT e.doc_id, d.metadata FROM entries e JOIN documents d USING (doc_id) ORDER BY e.idx LIMIT ? OFFSET ?",
     ),
-    payloadsOf: db
-      .prepare<[string], Buffer>(
-        "SELECT p.data FROM entries e JOIN payloads p USING (idx) WHERE e.doc_id = ? ORDER BY e.win",
-      )
-      .pluck(),
-    payloadPage: db.prepare<[number, number, number], { idx: number; data: Buffer }>(
-      "SELECT idx, data FROM payloads WHERE idx >= ? AND idx <= ? ORDER BY idx LIMIT ?",
+    payloadsOf: db.prepare<[string], PayloadRow>(
+      `SELECT e.idx AS idx, p.data AS data, p.checksum AS checksum, e.doc_id AS doc_id, e.win AS win
+         FROM entries e LEFT JOIN payloads p USING (idx) WHERE e.doc_id = ? ORDER BY e.win`,
+    ),
+    // Entries drive the read (a payload lost from under its entry is an error, not a silently shorter memory).
+    payloadPage: db.prepare<[number, number, number], PayloadRow>(
+      `SELECT e.idx AS idx, p.data AS data, p.checksum AS checksum, e.doc_id AS doc_id, e.win AS win
+         FROM entries e LEFT JOIN payloads p USING (idx) WHERE e.idx >= ? AND e.idx <= ? ORDER BY e.idx LIMIT ?`,
     ),
   };
 }
@@ -785,14 +1038,14 @@ function toDocumentInfo(r: DocRow): BankDocumentInfo {
 
 const SCHEMA_V2 = `
   CREATE TABLE documents (doc_id TEXT PRIMARY KEY, title TEXT, text TEXT NOT NULL, metadata TEXT,
-                          added_at TEXT NOT NULL, n_entries INTEGER NOT NULL) STRICT;
+                          added_at TEXT NOT NULL, n_entries INTEGER NOT NULL, text_sha256 TEXT) STRICT;
   CREATE TABLE entries (idx INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, win INTEGER NOT NULL,
                         UNIQUE (doc_id, win)) STRICT;
 `;
 
 /** Sets up the connection (WAL, synchronous=FULL), creates the schema if the file has none, migrates version 1. */
 function initialise(db: Database.Database, path: string, opts: OpenMemoryBankOptions): MemoryBankConfig | null {
-  readConfig(db, path, "accept-v1"); // refuse a foreign database before changing its journal mode
+  readConfig(db, path, "accept-old"); // refuse a foreign database before changing its journal mode
   const mode = db.pragma("journal_mode = WAL", { simple: true });
   if (String(mode).toLowerCase() !== "wal")
     throw new MacLmError(
@@ -801,9 +1054,10 @@ function initialise(db: Database.Database, path: string, opts: OpenMemoryBankOpt
     );
   db.pragma("synchronous = FULL");
   const create = db.transaction((): MemoryBankConfig => {
-    const existing = readConfig(db, path, "accept-v1");
+    const existing = readConfig(db, path, "accept-old");
     if (existing !== null) {
       if (existing.version === 1) migrateV1(db);
+      if (existing.version <= 2) migrateToV3(db, existing.version);
       return existing.config;
     }
     if (opts.T === undefined || opts.d === undefined)
@@ -820,7 +1074,7 @@ function initialise(db: Database.Database, path: string, opts: OpenMemoryBankOpt
     db.exec(`
       CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) STRICT;
       ${SCHEMA_V2}
-      CREATE TABLE payloads (idx INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
+      CREATE TABLE payloads (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, checksum TEXT NOT NULL) STRICT;
       PRAGMA application_id = ${APPLICATION_ID};
       PRAGMA user_version = ${BANK_SCHEMA_VERSION};
     `);
@@ -859,17 +1113,40 @@ function migrateV1(db: Database.Database): void {
   `);
 }
 
+/**
+ * Version 1 (already turned into version 2 tables) or 2 → 3, inside the caller's transaction: checksums for every
+ * payload and text, computed from what is stored now (nothing older can vouch for it).
+ */
+function migrateToV3(db: Database.Database, from: number): void {
+  if (from === 2) db.exec("ALTER TABLE documents ADD COLUMN text_sha256 TEXT");
+  db.exec("ALTER TABLE payloads ADD COLUMN checksum TEXT NOT NULL DEFAULT ''");
+  const setSum = db.prepare<[string, number]>("UPDATE payloads SET checksum = ? WHERE idx = ?");
+  for (const r of db
+    .prepare<[], { idx: number; data: Buffer; doc_id: string; win: number }>(
+      "SELECT p.idx, p.data, e.doc_id, e.win FROM payloads p JOIN entries e USING (idx)",
+    )
+    .all())
+    setSum.run(entryChecksum(r.idx, r.doc_id, r.win, r.data), r.idx);
+  const setText = db.prepare<[string, string]>("UPDATE documents SET text_sha256 = ? WHERE doc_id = ?");
+  for (const d of db.prepare<[], { doc_id: string; text: string }>("SELECT doc_id, text FROM documents").all())
+    setText.run(textChecksum(d.text), d.doc_id);
+  db.exec(`
+    UPDATE meta SET value = '${BANK_SCHEMA_VERSION}' WHERE key = 'schema_version';
+    PRAGMA user_version = ${BANK_SCHEMA_VERSION};
+  `);
+}
+
 /** The bank's config and schema version, or null if the file holds no tables at all (a new, empty database). */
 function readConfig(
   db: Database.Database,
   path: string,
-  v1: "accept-v1",
+  v1: "accept-old",
 ): { config: MemoryBankConfig; version: number } | null;
-function readConfig(db: Database.Database, path: string, v1: "refuse-v1"): MemoryBankConfig | null;
+function readConfig(db: Database.Database, path: string, v1: "refuse-old"): MemoryBankConfig | null;
 function readConfig(
   db: Database.Database,
   path: string,
-  v1: "accept-v1" | "refuse-v1",
+  v1: "accept-old" | "refuse-old",
 ): { config: MemoryBankConfig; version: number } | MemoryBankConfig | null {
   const tables = db.prepare<[], string>("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all();
   const appId = Number(db.pragma("application_id", { simple: true }));
@@ -891,15 +1168,15 @@ function readConfig(
       .map((r) => [r.key, r.value]),
   );
   const version = Number(meta.get("schema_version"));
-  if (version === 1 && v1 === "refuse-v1")
+  if ((version === 1 || version === 2) && v1 === "refuse-old")
     throw new MacLmError(
       "MACLM_BAD_FILE",
-      `memory bank ${path} has schema version 1 and was opened readonly; open it once for writing (e.g. \`mac-lm adapt\` with this bank) to migrate it to version ${BANK_SCHEMA_VERSION} in place`,
+      `memory bank ${path} has schema version ${version} and was opened readonly; open it once for writing (\`mac-lm bank check --upgrade -b ${dirname(path)}\`, or \`mac-lm adapt\` into it) to migrate it to version ${BANK_SCHEMA_VERSION} in place`,
     );
-  if (version !== BANK_SCHEMA_VERSION && version !== 1)
+  if (version !== BANK_SCHEMA_VERSION && version !== 1 && version !== 2)
     throw new MacLmError(
       "MACLM_BAD_FILE",
-      `memory bank ${path} has schema version ${String(meta.get("schema_version"))}; this mac-lm reads versions 1 (migrated on open) and ${BANK_SCHEMA_VERSION}`,
+      `memory bank ${path} has schema version ${String(meta.get("schema_version"))}; this mac-lm reads versions 1 and 2 (migrated on open) and ${BANK_SCHEMA_VERSION}`,
     );
   const dtype = meta.get("dtype") as BankDType;
   if (!BANK_DTYPES.includes(dtype))
@@ -910,7 +1187,7 @@ function readConfig(
     dtype,
     modelFingerprint: meta.get("model_fingerprint") ?? null,
   };
-  return v1 === "accept-v1" ? { config, version } : config;
+  return v1 === "accept-old" ? { config, version } : config;
 }
 
 function checkConfig(path: string, bank: MemoryBankConfig, opts: OpenMemoryBankOptions): void {

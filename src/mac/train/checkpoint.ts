@@ -23,6 +23,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { MacLmError } from "../../errors.js";
+import { verifyChecksum, writeChecksums } from "../../io/checksums.js";
 import { openSafetensors, saveSafetensors } from "../../io/safetensors.js";
 import type { Module } from "../../nn/module.js";
 import type { AdamW, AdamWState } from "../../tensor/index.js";
@@ -64,6 +65,7 @@ export function saveCheckpoint(dir: string, model: Module, opt: AdamW, state: Tr
   os.m.forEach((t, i) => tensors.set(`m.${i}`, t));
   os.v.forEach((t, i) => tensors.set(`v.${i}`, t));
   saveSafetensors(join(tmp, "optimizer.safetensors"), tensors);
+  writeChecksums(tmp, ["model.safetensors", "optimizer.safetensors"]);
   const { m: _m, v: _v, ...scalars } = os;
   writeFileDurable(join(tmp, "state.json"), JSON.stringify({ ...state, optimizer: scalars }, null, 1));
   fsyncDir(tmp);
@@ -91,6 +93,7 @@ export function latestCheckpoint(dir: string): string | null {
 
 /** Loads trainable parameters into `model` (strict: every trainable name present, shapes equal). */
 export function loadTrainable(model: Module, ckptDir: string): void {
+  verifyChecksum(ckptDir, "model.safetensors", "use an intact copy of the checkpoint (or an earlier step of its run)");
   const r = openSafetensors(join(ckptDir, "model.safetensors"));
   try {
     const own = model.trainableParameters();
@@ -110,6 +113,7 @@ export function loadTrainable(model: Module, ckptDir: string): void {
 /** Restores the model, the optimizer and returns the training state of a checkpoint. */
 export function loadCheckpoint(ckptDir: string, model: Module, opt: AdamW): TrainState {
   loadTrainable(model, ckptDir);
+  verifyChecksum(ckptDir, "optimizer.safetensors", "delete this checkpoint folder to resume from the one before it");
   const state = JSON.parse(readFileSync(join(ckptDir, "state.json"), "utf8")) as TrainState;
   const r = openSafetensors(join(ckptDir, "optimizer.safetensors"));
   try {

@@ -5,9 +5,10 @@
  * so a curriculum run in stages, e.g. --memory-per-question 1 then 0, records which steps ran how). Used by
  * `mac-lm train`.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { MacLmError } from "../../errors.js";
+import { claimFolder } from "../../io/out-folder.js";
 import { type ArticleSplit, examplesOf, loadSquad, splitArticles } from "../../data/squad.js";
 import { buildMac } from "../build.js";
 import { type MacConfig, parseConfig } from "../config.js";
@@ -38,7 +39,13 @@ export interface RunResult {
 }
 
 export async function runTraining(opts: RunOptions): Promise<RunResult> {
-  mkdirSync(opts.out, { recursive: true });
+  // Only an empty folder or one of our own runs on the same data: never append to someone else's files.
+  claimFolder(opts.out, {
+    kind: "training run",
+    settings: { data: resolve(opts.data), split: opts.split ?? { val: 4, test: 6 } },
+    legacyFile: "config.json",
+    startOver: "give another --out to start a new run",
+  });
   const cfgPath = join(opts.out, "config.json");
   if (existsSync(cfgPath)) {
     const saved = parseConfig(JSON.parse(readFileSync(cfgPath, "utf8")), cfgPath);
