@@ -31,7 +31,8 @@ export async function loadBase(
   opts: BuildOptions = {},
 ): Promise<{ model: ReturnType<typeof loadCausalLM>; tokenizer: Tokenizer }> {
   const r = await resolveModel(nameOrPath, { cacheDir: opts.cacheDir });
-  const weights = r.weights ?? r.dir;
+  // A GGUF file is the whole model; safetensors weights are loaded from their folder (config.json beside them).
+  const weights = r.weights !== null && r.weights.toLowerCase().endsWith(".gguf") ? r.weights : r.dir;
   const model = loadCausalLM(weights, { freeze: true });
   let tokenizer: Tokenizer;
   if (weights.toLowerCase().endsWith(".gguf")) {
@@ -77,6 +78,7 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
       decoderLayers: a.decoderLayers,
       decoderHeads: a.decoderHeads,
       dropout: a.dropout,
+      poolFirst: a.poolFirst,
     };
     amortizer = new EncoderQueriesAmortizer(reader, base.tokenizer, {
       ...common,

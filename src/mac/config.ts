@@ -45,6 +45,8 @@ const LmQueries = z.object({
   decoderLayers: z.number().int().positive().default(2),
   decoderHeads: z.number().int().positive().optional(),
   dropout: z.number().min(0).max(1).default(0.1),
+  /** The first decoder layer pools the LM's states without the learned queries' residual (EncoderQueriesOptions). */
+  poolFirst: z.boolean().default(false),
 });
 
 export const MacConfigSchema = z.object({
@@ -63,6 +65,8 @@ export const MacConfigSchema = z.object({
       numHeads: z.number().int().positive().default(8),
       headDim: z.number().int().positive().default(96),
       dropout: z.number().min(0).max(1).default(0),
+      /** Add the question tokens to the first block's readout (the reference does; see AggregatorOptions). */
+      queryResidual: z.boolean().default(true),
     })
     .prefault({}),
   modulation: z

@@ -120,3 +120,32 @@ describe("memory ablation", () => {
     mac.base.dispose();
   });
 });
+
+describe("lm-queries amortizer with poolFirst", () => {
+  it("slots start as what they read: the learned queries' residual is not added in the first layer", () => {
+    const mac = lmSoftMac();
+    const amort = mac.amortizer as unknown as { poolFirst: boolean; queries: { data: Float32Array } };
+    expect(amort.poolFirst).toBe(false);
+    const docs = ["zorva lives in mirefall.", "quent is a baker."];
+    const spread = (): number =>
+      scope(() => {
+        const m = mac.amortize(docs); // (2, T, d)
+        const n = m.data.length / 2;
+        let diff = 0;
+        let norm = 0;
+        for (let i = 0; i < n; i++) {
+          diff += (m.data[i]! - m.data[n + i]!) ** 2;
+          norm += m.data[i]! ** 2;
+        }
+        return Math.sqrt(diff / norm);
+      });
+    // Make the learned queries large, as a trained constant would be: with the residual they swamp the text.
+    for (let i = 0; i < amort.queries.data.length; i++) amort.queries.data[i] = 50 * amort.queries.data[i]!;
+    const withResidual = spread();
+    (amort as { poolFirst: boolean }).poolFirst = true;
+    const pooled = spread();
+    expect(pooled).toBeGreaterThan(2 * withResidual);
+    mac.dispose();
+    mac.base.dispose();
+  });
+});

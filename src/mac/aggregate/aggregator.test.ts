@@ -186,3 +186,23 @@ describe("Aggregator", () => {
       agg.dispose();
     }));
 });
+
+describe("Aggregator without the query residual (readout)", () => {
+  it("reads the memory only: over a single memory token the question changes nothing", () => {
+    const d = 16;
+    const agg = new Aggregator(d, { numBlocks: 1, numHeads: 2, headDim: 4, queryResidual: false, rng: new Rng(3) });
+    const ref = new Aggregator(d, { numBlocks: 1, numHeads: 2, headDim: 4, rng: new Rng(3) });
+    noGrad(() =>
+      scope(() => {
+        const memory = randn([1, 1, d], { rng: new Rng(4) }); // one entry of one token: every query reads it wholly
+        const a = agg.forward(randn([1, 3, d], { rng: new Rng(5) }), memory);
+        const b = agg.forward(randn([1, 3, d], { rng: new Rng(6) }), memory);
+        expectClose(Array.from(a.data), Array.from(b.data), { atol: 1e-6 });
+        // With the residual (the reference), the question's own tokens pass through.
+        const c = ref.forward(randn([1, 3, d], { rng: new Rng(5) }), memory);
+        const e = ref.forward(randn([1, 3, d], { rng: new Rng(6) }), memory);
+        expect(Math.max(...Array.from(c.data, (x, i) => Math.abs(x - e.data[i]!)))).toBeGreaterThan(0.1);
+      }),
+    );
+  });
+});

@@ -52,6 +52,12 @@ export interface AggregatorOptions {
   ffnHidden?: number;
   /** Dropout after to_out and inside the FFN (reference: 0). */
   dropout?: number;
+  /**
+   * Add the question tokens to the first block's readout (reference: true). false makes the output a function of
+   * the memory read with the question's attention: the question then cannot drown the memory's content, which is
+   * what a modulation that only supplements the question (soft-prompt) needs.
+   */
+  queryResidual?: boolean;
   /** LayerNorm epsilon (torch default 1e-5). */
   eps?: number;
   rng?: Rng;
@@ -172,9 +178,13 @@ export class CrossAttentionBlock extends Module {
     return this.attn.keysValues(this.norm_context.forward(ctx));
   }
 
-  /** x (Bq, T, d) -> (Bq, T, d); `sink` receives the attention probabilities (see AttentionSink). */
-  forward(x: Tensor, kv: BlockKV, sink?: (probs: Tensor) => void): Tensor {
-    const h = add(x, this.attn.forward(this.norm1.forward(x), kv, sink)); // (Bq, T, d)
+  /**
+   * x (Bq, T, d) -> (Bq, T, d); `sink` receives the attention probabilities (see AttentionSink). Without
+   * `residual` the block's output is its memory readout alone (the queries only choose what is read).
+   */
+  forward(x: Tensor, kv: BlockKV, sink?: (probs: Tensor) => void, residual = true): Tensor {
+    const a = this.attn.forward(this.norm1.forward(x), kv, sink);
+    const h = residual ? add(x, a) : a; // (Bq, T, d)
     return add(h, this.mlp.forward(this.norm2.forward(h))); // (Bq, T, d)
   }
 }
@@ -184,6 +194,7 @@ export class Aggregator extends Module {
   readonly numHeads: number;
   readonly headDim: number;
   readonly ffnHidden: number;
+  readonly queryResidual: boolean;
 
   constructor(
     readonly dim: number,
@@ -197,6 +208,7 @@ export class Aggregator extends Module {
     this.ffnHidden = opts.ffnHidden ?? (dim > inner ? inner : dim);
     const p = opts.dropout ?? 0;
     const eps = opts.eps ?? 1e-5;
+    this.queryResidual = opts.queryResidual ?? true;
     this.cross_attention_list = Array.from(
       { length: opts.numBlocks ?? 4 },
       () => new CrossAttentionBlock(dim, this.numHeads, this.headDim, this.ffnHidden, p, eps, rng),
@@ -243,7 +255,8 @@ export class Aggregator extends Module {
     let x = q0;
     const sink = opts.attention;
     this.cross_attention_list.forEach(
-      (block, i) => (x = block.forward(x, mem.blocks[i]!, sink && ((p: Tensor) => sink(i, p)))),
+      (block, i) =>
+        (x = block.forward(x, mem.blocks[i]!, sink && ((p: Tensor) => sink(i, p)), i > 0 || this.queryResidual)),
     );
     return x; // (Bq, T, d)
   }

@@ -68,8 +68,9 @@ export class QueryDecoderLayer extends Module {
     this.drop = new Dropout(dropout);
   }
 
-  // x: (B, T, C) queries; ctx: (B, L, C) encoder states; mask: (B, L)
-  forward(x: Tensor, ctx: Tensor, mask: Tensor): Tensor {
+  // x: (B, T, C) queries; ctx: (B, L, C) encoder states; mask: (B, L). Without `residual` the layer's attention
+  // output replaces the queries (attention pooling: the slots then hold only what they read of the text).
+  forward(x: Tensor, ctx: Tensor, mask: Tensor, residual = true): Tensor {
     const [B, T, C] = x.shape as [number, number, number];
     const L = ctx.dim(1);
     const NH = this.numHeads;
@@ -79,7 +80,8 @@ export class QueryDecoderLayer extends Module {
     const k = reshape(this.to_k.forward(c), [B, L, NH, HS]);
     const v = reshape(this.to_v.forward(c), [B, L, NH, HS]);
     const a = reshape(attention(q, k, v, { keyMask: mask }), [B, T, C]);
-    const h = add(x, this.drop.forward(this.to_out.forward(a))); // (B, T, C)
+    const o = this.drop.forward(this.to_out.forward(a));
+    const h = residual ? add(x, o) : o; // (B, T, C)
     const f = this.fc2.forward(gelu(this.fc1.forward(this.norm_ffn.forward(h)), "none"));
     return add(h, this.drop.forward(f)); // (B, T, C)
   }
@@ -94,6 +96,11 @@ export interface EncoderQueriesOptions {
   dropout?: number;
   /** Fine-tune the pretrained encoder too (default false: it stays frozen and its outputs can be cached). */
   trainEncoder?: boolean;
+  /**
+   * The first decoder layer pools the text without the queries' residual (default false): a slot then starts as
+   * what it read, not as a learned constant with a small text-dependent part that training must first amplify.
+   */
+  poolFirst?: boolean;
   seed?: number;
 }
 
@@ -104,6 +111,7 @@ export class EncoderQueriesAmortizer extends Module implements Amortizer {
   readonly outDim: number;
   readonly maxLength: number;
   readonly trainEncoder: boolean;
+  readonly poolFirst: boolean;
   encoder: Encoder & Module;
   queries: Tensor; // (1, T, dE)
   layers: QueryDecoderLayer[];
@@ -121,6 +129,7 @@ export class EncoderQueriesAmortizer extends Module implements Amortizer {
     this.outDim = opts.outDim;
     this.maxLength = opts.maxLength;
     this.trainEncoder = opts.trainEncoder ?? false;
+    this.poolFirst = opts.poolFirst ?? false;
     this.encoder = encoder;
     if (!this.trainEncoder) encoder.freeze();
     this.#tokenizer = tokenizer;
@@ -148,7 +157,7 @@ export class EncoderQueriesAmortizer extends Module implements Amortizer {
   decode(hidden: Tensor, mask: Tensor): Tensor {
     const B = hidden.dim(0);
     let x = expand(this.queries, [B, this.numSlots, this.queries.dim(2)]); // (B, T, dE)
-    for (const layer of this.layers) x = layer.forward(x, hidden, mask);
+    this.layers.forEach((layer, i) => (x = layer.forward(x, hidden, mask, i > 0 || !this.poolFirst)));
     return this.heads.forward(this.norm.forward(x)); // (B, T, d)
   }
 
