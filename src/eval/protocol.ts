@@ -10,8 +10,8 @@
  * Adaptation time counts every document once (the retention steps are the stream itself, not extra work); answer
  * latency is the final pass's wall time per question.
  */
-import type { QaScores } from "./metrics.js";
-import { scoreAll } from "./metrics.js";
+import type { QaScores } from "../data/qa-metrics.js";
+import { scoreAll } from "../data/qa-metrics.js";
 import type { StreamDoc, StreamQuestion, QaStream } from "./stream.js";
 import type { QaMethod } from "./methods/types.js";
 import { Rng } from "../tensor/random.js";

@@ -13,8 +13,7 @@ import { loadBase } from "../mac/build.js";
 import { readConfig } from "../mac/config.js";
 import { loadMac, weightsFolder } from "../mac/io.js";
 import type { MacModel } from "../mac/model.js";
-import { type Tensor, noGrad, scope, slice } from "../tensor/index.js";
-import { native } from "../tensor/native.js";
+import { type Tensor, noGrad, releaseFreedMemory, scope, slice } from "../tensor/index.js";
 import { Rng, randn } from "../tensor/random.js";
 import { createMethod } from "./methods/index.js";
 import type { MethodContext, MethodName } from "./methods/types.js";
@@ -136,7 +135,7 @@ async function runCostPoint(spec: EvalSpec, out: string, n: number, mode: "full"
   // Entries' values do not change the cost; one group of M random entries is copied for every group streamed.
   const pool = randn([Math.min(M, n), T, d], { rng });
   const chunkOf = (m: number): Tensor => (m === pool.dim(0) ? pool.clone() : slice(pool, 0, 0, m));
-  native.mallocTrim();
+  releaseFreedMemory();
   const before = process.memoryUsage().rss / 2 ** 20;
   const reps = n <= 10000 ? 3 : 1;
   const times: number[] = [];

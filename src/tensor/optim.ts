@@ -19,7 +19,7 @@ import { isFloat } from "./dtype.js";
 import { native } from "./native.js";
 import { untrack } from "./scope.js";
 import { Tensor } from "./tensor.js";
-import "./ops/elementwise.js"; // the affine kernel (in-place scaling) used by clipGradNorm
+import { axpyInPlace } from "./ops/elementwise.js"; // also registers the affine kernel used by clipGradNorm
 
 export interface AdamWHyper {
   lr: number;
@@ -272,4 +272,44 @@ export function clipGradNorm(grads: readonly Tensor[], maxNorm: number): number 
     for (const g of grads) kernels(g.device).affine(g, g, coef, 0);
   }
   return norm;
+}
+
+/**
+ * Sums micro-batch gradients in place: `acc` (the first micro-batch's gradients, or null) += grads. Returns the
+ * accumulator. Gradients of the same parameters, in the same order.
+ */
+export function accumulateGrads(acc: Tensor[] | null, grads: Tensor[]): Tensor[] {
+  if (acc === null) return grads;
+  if (acc.length !== grads.length)
+    throw new MacLmError("MACLM_BAD_ARGUMENT", `accumulateGrads: ${grads.length} gradients for ${acc.length}`);
+  acc.forEach((g, i) => axpyInPlace(g, grads[i]!, 1));
+  return acc;
+}
+
+/**
+ * One optimizer step from the sum of `microBatches` micro-batches' gradients: averages them, clips the global norm
+ * to `clip`, and steps (a non-finite norm skips the step, leaving weights and Adam's state alone). Returns the norm
+ * before clipping. The one place where MAC's trainer and the fine-tuning baselines turn gradients into an update.
+ */
+export function optimizerStep(
+  opt: AdamW,
+  grads: readonly Tensor[],
+  opts: { microBatches?: number; clip: number; lr?: number },
+): number {
+  const n = opts.microBatches ?? 1;
+  if (n > 1) for (const g of grads) kernels(g.device).affine(g, g, 1 / n, 0);
+  const norm = clipGradNorm(grads, opts.clip);
+  if (opts.lr !== undefined) opt.lr = opts.lr;
+  if (Number.isFinite(norm)) opt.step(grads);
+  return norm;
+}
+
+/**
+ * Returns freed native memory to the system: the engine's large-block cache and glibc's free pages. Long loops
+ * whose tensors vary in size fragment the heap otherwise (resident memory grew by MBs per step in training, by
+ * ~250 MB per batch of generations).
+ */
+export function releaseFreedMemory(opts: { cache?: boolean } = {}): void {
+  if (opts.cache) native.trimAllocCache();
+  native.mallocTrim();
 }

@@ -4,7 +4,7 @@
  * that scores are the metrics of the predictions returned.
  */
 import { describe, expect, it } from "vitest";
-import { scoreAll } from "../../src/eval/metrics.js";
+import { scoreAll } from "../../src/data/qa-metrics.js";
 import { createMacMethod, createNoneMethod } from "../../src/eval/methods/mac.js";
 import type { MethodContext } from "../../src/eval/methods/types.js";
 import { retentionPlan, runProtocol } from "../../src/eval/protocol.js";

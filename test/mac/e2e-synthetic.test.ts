@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { type QaScores, scoreAll } from "../../src/eval/metrics.js";
+import { type QaScores, scoreAll } from "../../src/data/qa-metrics.js";
 import { Mac } from "../../src/api/mac.js";
 import { MemoryBank } from "../../src/mac/memory/bank.js";
 import { MacTrainer } from "../../src/mac/train/trainer.js";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Mac } from "../../api/mac.js";
 import { loadSquad } from "../../data/squad.js";
-import { scoreAll } from "../../eval/metrics.js";
+import { scoreAll } from "../../data/qa-metrics.js";
 import { resolveModel } from "../../hub/pull.js";
 import { configModels, readConfig } from "../../mac/config.js";
 import type { CliIO } from "../main.js";

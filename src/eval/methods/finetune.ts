@@ -24,7 +24,7 @@
  * The model in MethodContext is frozen and shared by the other methods: this method never touches it. It owns a
  * trainable copy from a loader (e.g. baseLoader(name) → loadBase's model), unfreezes it, and disposes it (and the
  * optimiser's m and v: 2 more copies) on dispose(). Native memory: each step runs in its own scope and ends with
- * native.mallocTrim(), as MAC's trainer does.
+ * releaseFreedMemory(), as MAC's trainer does.
  */
 import { MacLmError } from "../../errors.js";
 import { loadBase } from "../../mac/build.js";
@@ -33,19 +33,18 @@ import {
   AdamW,
   Tensor,
   affine,
-  axpyInPlace,
-  clipGradNorm,
+  accumulateGrads,
   crossEntropy,
   grad,
-  kernels,
   mul,
-  native,
   nextTurn,
   noGrad,
+  optimizerStep,
+  releaseFreedMemory,
   scope,
   sum,
 } from "../../tensor/index.js";
-import { scoreAll } from "../metrics.js";
+import { scoreAll } from "../../data/qa-metrics.js";
 import type { QaStream, StreamDoc, StreamQuestion } from "../stream.js";
 import { answerPrompts, qaPrompt } from "./answer.js";
 import { type SalientOptions, salientTokenWeights } from "./salient.js";
@@ -219,16 +218,12 @@ export class FinetuneMethod implements QaMethod {
           lossSum += loss.item();
           return grad(loss, this.params);
         });
-        if (acc === null) acc = grads;
-        else acc.forEach((g, i) => axpyInPlace(g, grads[i]!, 1));
+        acc = accumulateGrads(acc, grads);
       }
-      const grads = acc!;
-      if (batch.length > 1) for (const g of grads) kernels(g.device).affine(g, g, 1 / batch.length, 0);
-      gradNorm = clipGradNorm(grads, this.o.clip);
-      // A non-finite norm (overflow) leaves the weights and Adam's state alone (clipGradNorm: skip that step).
-      if (Number.isFinite(gradNorm)) this.opt.step(grads);
+      // A non-finite norm (overflow) leaves the weights and Adam's state alone.
+      gradNorm = optimizerStep(this.opt, acc!, { microBatches: batch.length, clip: this.o.clip });
     });
-    native.mallocTrim();
+    releaseFreedMemory();
     const ms = performance.now() - t0;
     this.s.steps++;
     this.s.lossSum += lossSum;
@@ -312,8 +307,7 @@ export class FinetuneMethod implements QaMethod {
     this.opt.dispose();
     this.model.dispose();
     // The allocator caches freed large blocks (up to 1 GiB) for the next step's same-sized gradients: give them back.
-    native.trimAllocCache();
-    native.mallocTrim();
+    releaseFreedMemory({ cache: true });
   }
 
   private checkLive(): void {

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Mac } from "../../api/mac.js";
 import type { MacModel } from "../../mac/model.js";
-import { native } from "../../tensor/native.js";
+import { releaseFreedMemory } from "../../tensor/index.js";
 import type { StreamDoc, StreamQuestion } from "../stream.js";
 import { answerPrompts, qaPrompt } from "./answer.js";
 import type { MethodContext, MethodName, ProgressFn, QaMethod } from "./types.js";
@@ -55,7 +55,7 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
           batch.map((d) => ({ id: d.id, text: d.text, meta: { article: d.article } })),
           { batchSize: adaptBatch, onExisting: "skip" },
         );
-        native.mallocTrim();
+        releaseFreedMemory();
         progress?.(Math.min(docs.length, i + adaptBatch), docs.length);
       }
       await o.retrieval?.adapt(docs);

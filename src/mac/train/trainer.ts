@@ -16,17 +16,16 @@ import { dropoutState, setDropoutState } from "../../nn/layers.js";
 import {
   AdamW,
   type Tensor,
-  axpyInPlace,
-  clipGradNorm,
+  accumulateGrads,
   concat,
   grad,
-  kernels,
-  native,
   noGrad,
+  optimizerStep,
+  releaseFreedMemory,
   scope,
 } from "../../tensor/index.js";
 import { Rng } from "../../tensor/random.js";
-import { scoreAll, type QaScores } from "../../eval/metrics.js";
+import { scoreAll, type QaScores } from "../../data/qa-metrics.js";
 import type { MacModel } from "../model.js";
 import { type MemoryAblation, ablationLosses } from "../ablation.js";
 import { type TrainState, latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
@@ -121,7 +120,7 @@ export const trainingAnswer = (answers: readonly string[]): string => {
 export class MacTrainer {
   readonly opt: AdamW;
   state: TrainState;
-  /** When native.mallocTrim() last ran (performance.now() ms). */
+  /** When releaseFreedMemory() last ran (performance.now() ms). */
   #lastTrim = -Infinity;
   readonly #teacher: TeacherStore | null;
   private readonly o: Required<Omit<TrainOptions, "checkpointDir" | "evalGroupSize" | "teacherStore">> &
@@ -263,14 +262,13 @@ export class MacTrainer {
           klSum += t.kl?.() ?? 0;
           return grad(t.loss, params);
         });
-        if (acc === null) acc = grads;
-        else acc.forEach((g, i) => axpyInPlace(g, grads[i]!, 1));
+        acc = accumulateGrads(acc, grads);
       }
-      const grads = acc!;
-      if (gradAccum > 1) for (const g of grads) kernels(g.device).affine(g, g, 1 / gradAccum, 0);
-      gradNorm = clipGradNorm(grads, this.o.clip);
-      this.opt.lr = this.lrAt(this.state.step);
-      this.opt.step(grads);
+      gradNorm = optimizerStep(this.opt, acc!, {
+        microBatches: gradAccum,
+        clip: this.o.clip,
+        lr: this.lrAt(this.state.step),
+      });
     });
     this.state.step++;
     this.state.dropoutSeed = dropoutState();
@@ -281,7 +279,7 @@ export class MacTrainer {
     // and still trim every step.
     const now = performance.now();
     if (now - this.#lastTrim >= 1000) {
-      native.mallocTrim();
+      releaseFreedMemory();
       this.#lastTrim = now;
     }
     return this.#teacher

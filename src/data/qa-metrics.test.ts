@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { camelsF1, exactMatch, f1Score, normalizeAnswer, prefixExactMatch, scoreAll, squadScores } from "./metrics.js";
+import { camelsF1, exactMatch, f1Score, normalizeAnswer, prefixExactMatch, scoreAll, squadScores } from "./qa-metrics.js";
 
 describe("QA metrics", () => {
   it("normalises as the SQuAD script", () => {
