@@ -10,7 +10,7 @@ import { squadStream } from "../../src/eval/data/squad.js";
 import { answerPrompts, qaPrompt } from "../../src/eval/methods/answer.js";
 import { Bm25Retriever } from "../../src/eval/methods/retrieval.js";
 import type { MethodContext } from "../../src/eval/methods/types.js";
-import { scoreAll } from "../../src/eval/metrics.js";
+import { scoreAll } from "../../src/data/qa-metrics.js";
 import { loadBase } from "../../src/mac/build.js";
 import { DEFAULT_CONFIG } from "../../src/mac/config.js";
 import { Rng } from "../../src/tensor/random.js";

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { examplesOf, loadSquad } from "../../src/data/squad.js";
-import { scoreAll } from "../../src/eval/metrics.js";
+import { scoreAll } from "../../src/data/qa-metrics.js";
 import { loadMac, weightsFolder } from "../../src/mac/io.js";
 import { concat, noGrad, scope } from "../../src/tensor/index.js";
 
