@@ -24,6 +24,8 @@ export interface EvalCommandOptions {
   batchSize?: number;
   lr?: number;
   cost?: boolean;
+  ablationQuestions?: number;
+  ablationK?: number;
   worker?: string;
   reportOnly?: boolean;
   cache?: string;
@@ -100,6 +102,15 @@ export async function run(o: EvalCommandOptions, io: CliIO): Promise<void> {
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
     ...(o.lr !== undefined ? { finetune: { ...fromFile.finetune, lr: o.lr } } : {}),
     ...(o.cost === false ? { cost: { ...fromFile.cost, enabled: false } } : {}),
+    ...(o.ablationQuestions !== undefined || o.ablationK !== undefined
+      ? {
+          ablation: {
+            ...fromFile.ablation,
+            ...(o.ablationQuestions !== undefined ? { questions: o.ablationQuestions } : {}),
+            ...(o.ablationK !== undefined ? { k: o.ablationK } : {}),
+          },
+        }
+      : {}),
     command: `mac-lm ${process.argv.slice(2).join(" ")}`,
   };
   const failed = await runEval(spec, o.out, {

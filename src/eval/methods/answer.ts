@@ -19,6 +19,14 @@ export function qaPrompt(
   return contexts.length === 0 ? q : `${contexts.map((c) => c.trim()).join("\n\n")}\n\n${q}`;
 }
 
+/** `text` cut to its first maxTokens tokens of the base LM's tokenizer (unchanged when it fits, or no limit). */
+export function cutToTokens(ctx: Pick<MethodContext, "tokenizer">, text: string, maxTokens?: number): string {
+  if (maxTokens === undefined) return text;
+  const ids = ctx.tokenizer.encode(text, { addSpecialTokens: false });
+  if (ids.length <= maxTokens) return text;
+  return ctx.tokenizer.decode(ids.slice(0, maxTokens), { skipSpecialTokens: true });
+}
+
 export async function answerPrompts(
   ctx: MethodContext,
   prompts: readonly string[],

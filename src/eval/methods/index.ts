@@ -5,6 +5,7 @@
 import type { MacModel } from "../../mac/model.js";
 import type { EvalSpec } from "../run.js";
 import { createMacMethod, createNoneMethod } from "./mac.js";
+import { OracleContextMethod } from "./oracle.js";
 import { createRetrievalMethod } from "./retrieve.js";
 import { CAMELS_UNAVAILABLE } from "./camels.js";
 import { type FinetuneKind, baseLoader, createFinetuneMethod, selectLearningRate } from "./finetune.js";
@@ -51,6 +52,11 @@ export async function createMethod(
       return {
         method: await createRetrievalMethod(name, ctx, retrievalOptions(spec)),
         info: { retrieved_k: spec.k, max_context_tokens: MAX_CONTEXT_TOKENS },
+      };
+    case "oracle_context":
+      return {
+        method: new OracleContextMethod(ctx, { maxContextTokens: MAX_CONTEXT_TOKENS }),
+        info: { retrieved_k: 1, max_context_tokens: MAX_CONTEXT_TOKENS },
       };
     case "bm25_mac": {
       const retrieval = await createRetrievalMethod("bm25", ctx, retrievalOptions(spec));

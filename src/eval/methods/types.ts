@@ -9,7 +9,16 @@ import type { Tokenizer } from "../../tokenizers/index.js";
 import type { StreamDoc, StreamQuestion } from "../stream.js";
 
 export type MethodName =
-  "none" | "mac" | "mac_hierarchical" | "uniform" | "salient_spans" | "camels" | "bm25" | "dense" | "bm25_mac";
+  | "none"
+  | "mac"
+  | "mac_hierarchical"
+  | "uniform"
+  | "salient_spans"
+  | "camels"
+  | "bm25"
+  | "dense"
+  | "oracle_context"
+  | "bm25_mac";
 
 /** What methods share: the frozen base LM, its tokenizer and how answers are decoded. */
 export interface MethodContext {

@@ -1,7 +1,8 @@
 /**
  * report.md of `mac-lm eval`: the papers' tables from results.json. Table 1 (online adaptation: the base LM, the
- * fine-tuning baselines and MAC) with each method's costs, Table 2 (retrieval with and without MAC), knowledge
- * retention, MAC's aggregation cost vs bank size, the command to reproduce, the run's metadata and notes.
+ * fine-tuning baselines and MAC) with each method's costs, Table 2 (retrieval with and without MAC), the memory
+ * ablation (does the memory carry the documents' content?), knowledge retention, MAC's aggregation cost vs bank
+ * size, the command to reproduce, the run's metadata and notes.
  * Scores are percent with 2 decimals, as the papers print them; the best score of a column is bold.
  */
 import { METHOD_LABELS, METHOD_NAMES, isOk, type MethodOkResult, type Results, type ResultMethod } from "./results.js";
@@ -14,7 +15,7 @@ export const TABLE1_METHODS: readonly ResultMethod[] = [
   "mac",
   "mac_hierarchical",
 ];
-export const TABLE2_METHODS: readonly ResultMethod[] = ["bm25", "dense", "bm25_mac"];
+export const TABLE2_METHODS: readonly ResultMethod[] = ["bm25", "dense", "oracle_context", "bm25_mac"];
 
 /** 2 decimals, never "-0.00". */
 export const fmt2 = (x: number): string => (Math.abs(x) < 0.005 ? 0 : x).toFixed(2);
@@ -140,6 +141,52 @@ function costTable(results: Results): string {
   return s;
 }
 
+const ABLATION_ROWS = [
+  ["none", "no memory"],
+  ["own_alone", "the question's own document alone"],
+  ["own_among_k", "its own document among K − 1 others (as MAC is used)"],
+  ["unrelated_k", "K unrelated documents"],
+  ["in_context", "no memory; the document in the LM's context (the ceiling)"],
+] as const;
+
+/** The memory ablation: losses and scores per condition, the content gap and MAC's share of the in-context F1. */
+function ablationSection(results: Results): string {
+  const a = results.memory_ablation;
+  const f = results.memory_ablation_f1;
+  if (!a) return "Not measured (no MAC method, or --ablation-questions 0).";
+  const rows = ABLATION_ROWS.map(([c, what]) => [
+    `\`${c}\``,
+    what,
+    a[c].toFixed(4),
+    f ? fmt2(f[c].em) : DASH,
+    f ? fmt2(f[c].f1) : DASH,
+  ]);
+  const parts = [
+    `MAC's answers to ${fmtInt(a.questions)} questions sampled from the stream, with K = ${a.k} documents in the ` +
+      "memories (distractors from the stream's documents): the answer loss (nats per answer token, on the shortest " +
+      "reference as MAC trains) and the EM/F1 of the answers, decoded as the methods decode, with MAC's prompt.",
+    table(["Condition", "Memory", "Answer loss (nats/token)", "EM", "F1"], rows, ["l", "l", "r", "r", "r"]),
+    `**Content gap** (unrelated_k − own_among_k): **${a.content_gap.toFixed(4)} nats** per answer token. ` +
+      "A memory that carries the documents' content lowers the loss of the own document's questions; one that only " +
+      "learned an answer format gives a gap near 0.",
+  ];
+  if (f)
+    parts.push(
+      `**MAC F1 as % of in-context F1** (own_among_k / in_context, the same questions): ` +
+        (f.share_of_in_context === null ? "n/a (the in-context F1 is 0)" : `**${fmt2(f.share_of_in_context)} %**`) +
+        ".",
+    );
+  const mac = results.methods.mac;
+  const oracle = results.methods.oracle_context;
+  if (mac && oracle && isOk(mac) && isOk(oracle))
+    parts.push(
+      `On the whole stream: MAC F1 ${fmt2(mac.f1)} / oracle-context F1 ${fmt2(oracle.f1)} = ` +
+        (oracle.f1 > 0 ? `${fmt2((100 * mac.f1) / oracle.f1)} %` : "n/a") +
+        " (each method with its own prompt).",
+    );
+  return parts.join("\n\n");
+}
+
 function duration(a: string, b: string): string {
   const s = Math.max(0, (Date.parse(b) - Date.parse(a)) / 1000);
   const h = Math.floor(s / 3600);
@@ -250,6 +297,8 @@ export function renderMarkdown(results: Results, opts: MarkdownOptions = {}): st
     methodTable(TABLE1_METHODS, results),
     "## Table 2: retrieval augmentation",
     methodTable(TABLE2_METHODS, results),
+    "## Memory ablation: does the memory carry the documents' content?",
+    ablationSection(results),
     "## Knowledge retention",
   ];
   const ret = retentionTable(results);
