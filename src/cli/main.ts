@@ -241,6 +241,12 @@ function defineCommands(program: Command, io: CliIO): void {
     .option("--max-docs <n>", "only the stream's first n documents (0: all)", parseIntArg("--max-docs", 0))
     .option("--batch-size <n>", "questions answered per batch", parseIntArg("--batch-size", 1))
     .option("--lr <x>", "fine-tuning learning rate (default: chosen on validation documents)", parseFloatArg("--lr"))
+    .addOption(
+      new Option(
+        "--prompt <template>",
+        "prompt template of the methods that prompt the base LM (default: chosen per method on validation documents)",
+      ).choices(["plain", "chat"]),
+    )
     .option("--no-cost", "skip the aggregation cost points")
     .option(
       "--ablation-questions <n>",

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { join } from "node:path";
 import { z } from "zod";
 import { MacLmError } from "../errors.js";
-import type { MethodName } from "./methods/types.js";
+import { type MethodName, PROMPT_TEMPLATES } from "./methods/types.js";
 
 export const ALL_METHODS: readonly MethodName[] = [
   "none",
@@ -44,6 +44,12 @@ export const EvalSpecSchema = z.object({
   /** Hierarchical aggregation group size M, and documents retrieved into the context. */
   groupSize: z.number().int().min(2).default(16),
   k: z.number().int().positive().default(1),
+  /**
+   * The prompt template of every method that prompts the base LM (none, fine-tuning, retrieval, oracle context);
+   * omitted: each method's is chosen on the validation documents (methods/prompts.ts). MAC methods always use the
+   * template they were trained with.
+   */
+  promptTemplate: z.enum(PROMPT_TEMPLATES).optional(),
   /** At most this many documents of the stream (its first ones), with their questions; 0: all. */
   maxDocs: z.number().int().nonnegative().default(0),
   retention: z
@@ -94,6 +100,7 @@ const IDENTITY_KEYS = [
   "maxNewTokens",
   "groupSize",
   "k",
+  "promptTemplate",
   "maxDocs",
   "retention",
   "finetune",

@@ -24,6 +24,8 @@ describe.skipIf(!present)(`mac-lm eval${present ? "" : smol.skipNote + mini.skip
       retention: { start: 2, points: 1, maxQuestions: 4, methods: ["mac", "bm25"] },
       cost: { sizes: [40] },
       ablation: { questions: 4, k: 2 },
+      // The demo file has no validation articles to choose templates on (that is tested below).
+      promptTemplate: "plain",
       groupSize: 4,
       maxNewTokens: 8,
     }),
@@ -124,6 +126,36 @@ describe.skipIf(!present)(`mac-lm eval${present ? "" : smol.skipNote + mini.skip
     expect(r.stderr).toMatch(/bm25: running/);
     expect(readFileSync(join(out, "methods", "mac.json"), "utf8")).toBe(before);
     expect(existsSync(join(out, "methods", "bm25.json"))).toBe(true);
+  });
+
+  it("chooses each prompting method's template on the validation stream and reports the choice", async () => {
+    const out2 = join(dir, "prompts");
+    const conf = join(dir, "prompts.json");
+    writeFileSync(conf, JSON.stringify({ finetune: { valDocs: 2, valQuestions: 3 }, maxNewTokens: 6 }));
+    const r = await cli([
+      "eval",
+      ...["--format", "synthetic", "--data", "seed=2,docs=3,facts=1,questions=1"],
+      ...["--methods", "none,oracle_context", "--config", conf, "--out", out2, "--no-cost"],
+    ]);
+    expect(r.stderr + r.stdout).not.toMatch(/FAILED/);
+    expect(r.code).toBe(0);
+    const res = JSON.parse(readFileSync(join(out2, "results.json"), "utf8"));
+    const md = readFileSync(join(out2, "report.md"), "utf8");
+    for (const m of ["none", "oracle_context"]) {
+      const s = res.methods[m];
+      expect(
+        s.prompt_search.map((p: { template: string }) => p.template),
+        m,
+      ).toEqual(["plain", "chat"]);
+      const best = Math.max(...s.prompt_search.map((p: { f1: number }) => p.f1));
+      expect(s.prompt_search.find((p: { template: string }) => p.template === s.prompt_template).f1, m).toBe(best);
+      expect(s.notes).toMatch(/prompt template chosen on 2 validation documents \/ 3 questions \(synthetic/);
+      expect(md).toContain(
+        `| ${m === "none" ? "Base LM (no adaptation)" : "Oracle context (own paragraph)"} | ${s.prompt_template} |`,
+      );
+    }
+    expect(md).toContain("| Method | Template | validation F1: plain | validation F1: chat | Remark |");
+    expect(res.memory_ablation).toBeUndefined(); // no MAC method: no ablation
   });
 
   it("refuses to mix results of a different stream into the same folder", async () => {

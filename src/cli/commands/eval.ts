@@ -23,6 +23,7 @@ export interface EvalCommandOptions {
   maxDocs?: number;
   batchSize?: number;
   lr?: number;
+  prompt?: string;
   cost?: boolean;
   ablationQuestions?: number;
   ablationK?: number;
@@ -101,6 +102,7 @@ export async function run(o: EvalCommandOptions, io: CliIO): Promise<void> {
     ...(o.maxDocs !== undefined ? { maxDocs: o.maxDocs } : {}),
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
     ...(o.lr !== undefined ? { finetune: { ...fromFile.finetune, lr: o.lr } } : {}),
+    ...(o.prompt ? { promptTemplate: o.prompt as EvalSpecInput["promptTemplate"] } : {}),
     ...(o.cost === false ? { cost: { ...fromFile.cost, enabled: false } } : {}),
     ...(o.ablationQuestions !== undefined || o.ablationK !== undefined
       ? {

@@ -5,6 +5,7 @@
  * size, the command to reproduce, the run's metadata and notes.
  * Scores are percent with 2 decimals, as the papers print them; the best score of a column is bold.
  */
+import { PROMPT_TEMPLATES } from "../methods/types.js";
 import { METHOD_LABELS, METHOD_NAMES, isOk, type MethodOkResult, type Results, type ResultMethod } from "./results.js";
 
 export const TABLE1_METHODS: readonly ResultMethod[] = [
@@ -139,6 +140,68 @@ function costTable(results: Results): string {
     s += "\n\n" + skipped.map((p) => `- ${fmtInt(p.entries)} entries, ${p.mode}: not run: ${p.reason}`).join("\n");
   if (cost.notes) s += `\n\n${cost.notes}`;
   return s;
+}
+
+/** The methods that answer with the prompt MAC was trained with (never chosen on validation). */
+const MAC_PROMPTED: readonly ResultMethod[] = ["mac", "mac_hierarchical", "bm25_mac"];
+
+/** Which prompt template each method used and the validation F1 that chose it. */
+function promptSection(results: Results): string {
+  const rows: string[][] = [];
+  const grids: string[] = [];
+  for (const m of METHOD_NAMES) {
+    const r = results.methods[m];
+    if (!isOk(r)) continue;
+    if (MAC_PROMPTED.includes(m)) {
+      rows.push([METHOD_LABELS[m], "plain", ...PROMPT_TEMPLATES.map(() => DASH), "MAC's trained template"]);
+      continue;
+    }
+    if (r.prompt_template === undefined) {
+      rows.push([METHOD_LABELS[m], "plain", ...PROMPT_TEMPLATES.map(() => DASH), "not chosen on validation"]);
+      continue;
+    }
+    const search = r.prompt_search ?? [];
+    const byLr = search.some((s) => s.lr !== undefined);
+    const shown = byLr ? search.filter((s) => s.lr === r.lr) : search;
+    const f1Of = (t: string): string => {
+      const s = shown.find((x) => x.template === t);
+      return s === undefined ? DASH : t === r.prompt_template ? `**${fmt2(s.f1)}**` : fmt2(s.f1);
+    };
+    const remark =
+      search.length === 0
+        ? "fixed, not chosen on validation"
+        : byLr && r.lr !== undefined
+          ? `at the chosen learning rate ${fmtLr(r.lr)}`
+          : "";
+    rows.push([METHOD_LABELS[m], r.prompt_template, ...PROMPT_TEMPLATES.map(f1Of), remark]);
+    if (byLr)
+      grids.push(
+        `- ${METHOD_LABELS[m]}: ` +
+          search.map((s) => `${s.lr !== undefined ? fmtLr(s.lr) : DASH} ${s.template} ${fmt2(s.f1)}`).join(", "),
+      );
+  }
+  if (rows.length === 0) return "No method ran.";
+  const qa = results.meta.config.qaTemplate;
+  const parts = [
+    "Every method that prompts the base LM answers with the template that had the best F1 on the validation " +
+      "documents (never the test stream): **plain**, the context documents (if any) then MAC's template " +
+      (typeof qa === "string" ? `${JSON.stringify(qa)} ` : "") +
+      "(what MAC was trained with), or **chat**, SmolLM2's chat template (a system turn asking for a short answer, " +
+      "a user turn with the context and the question, then the assistant's turn). MAC methods keep the template " +
+      "they were trained with.",
+    table(["Method", "Template", ...PROMPT_TEMPLATES.map((t) => `validation F1: ${t}`), "Remark"], rows, [
+      "l",
+      "l",
+      ...PROMPT_TEMPLATES.map(() => "r" as const),
+      "l",
+    ]),
+  ];
+  if (grids.length)
+    parts.push(
+      "Fine-tuning chooses its learning rate and template together, on the same adapted states (lr template F1):\n\n" +
+        grids.join("\n"),
+    );
+  return parts.join("\n\n");
 }
 
 const ABLATION_ROWS = [
@@ -297,6 +360,8 @@ export function renderMarkdown(results: Results, opts: MarkdownOptions = {}): st
     methodTable(TABLE1_METHODS, results),
     "## Table 2: retrieval augmentation",
     methodTable(TABLE2_METHODS, results),
+    "## Prompts",
+    promptSection(results),
     "## Memory ablation: does the memory carry the documents' content?",
     ablationSection(results),
     "## Knowledge retention",

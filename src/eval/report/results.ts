@@ -17,7 +17,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { z } from "zod";
 import { MacLmError } from "../../errors.js";
-import type { MethodName } from "../methods/types.js";
+import { type MethodName, PROMPT_TEMPLATES } from "../methods/types.js";
 
 /** The benchmark's methods, in the order the report lists them. */
 export const METHOD_NAMES = [
@@ -84,6 +84,21 @@ const MethodOk = z.strictObject({
   /** Fine-tuning baselines: the learning rate used, and the validation search that chose it. */
   lr: z.number().positive().optional(),
   lr_search: z.array(z.strictObject({ lr: z.number().positive(), f1: Percent })).optional(),
+  /**
+   * Methods that prompt the base LM: the prompt template used, and the validation F1 of every candidate that chose
+   * it (fine-tuning: every learning rate × template).
+   */
+  prompt_template: z.enum(PROMPT_TEMPLATES).optional(),
+  prompt_search: z
+    .array(
+      z.strictObject({
+        template: z.enum(PROMPT_TEMPLATES),
+        f1: Percent,
+        em: Percent.optional(),
+        lr: z.number().positive().optional(),
+      }),
+    )
+    .optional(),
   epochs: Count.optional(),
   /** Retrieval: documents put into the context, and the context's token budget. */
   retrieved_k: z.number().int().positive().optional(),
