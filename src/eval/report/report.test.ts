@@ -37,13 +37,28 @@ function example(): ResultsInput {
     n_docs: 1200,
     n_questions: 3000,
     methods: {
-      none: ok(1.5, 3.8, { adapt_ms_per_doc: 0, peak_rss_mb: 401.5 }),
+      none: ok(1.5, 3.8, {
+        adapt_ms_per_doc: 0,
+        peak_rss_mb: 401.5,
+        prompt_template: "chat",
+        prompt_search: [
+          { template: "plain", f1: 2, em: 1 },
+          { template: "chat", f1: 3.5, em: 2 },
+        ],
+      }),
       uniform: ok(4.25, 9.1, {
         adapt_ms_per_doc: 2345.678,
         lr: 3e-5,
         lr_search: [
           { lr: 1e-5, f1: 8 },
           { lr: 3e-5, f1: 9.5 },
+        ],
+        prompt_template: "plain",
+        prompt_search: [
+          { lr: 1e-5, template: "plain", f1: 8 },
+          { lr: 1e-5, template: "chat", f1: 8.5 },
+          { lr: 3e-5, template: "plain", f1: 9.5 },
+          { lr: 3e-5, template: "chat", f1: 7 },
         ],
       }),
       salient_spans: ok(5.0, 10.2),
@@ -55,7 +70,7 @@ function example(): ResultsInput {
         n: 3000,
         retention_f1_start: null,
       }),
-      bm25: ok(12.0, 18.5, { retrieved_k: 1, adapt_ms_per_doc: 0.42 }),
+      bm25: ok(12.0, 18.5, { retrieved_k: 1, adapt_ms_per_doc: 0.42, prompt_template: "plain" }),
       dense: ok(11.0, 17.25, { retrieved_k: 1 }),
       oracle_context: ok(13.0, 20.5, { retrieved_k: 1 }),
       bm25_mac: ok(14.5, 21.75, { retrieved_k: 1, answer_ms: 97.125 }),
@@ -140,7 +155,7 @@ function example(): ResultsInput {
       base_model: "smollm2-135m-instruct",
       checkpoint: "checkpoints/mac-default",
       checkpoint_step: 450,
-      config: { numSlots: 8, base: "smollm2-135m-instruct" },
+      config: { numSlots: 8, base: "smollm2-135m-instruct", qaTemplate: "Question: {question}\nAnswer:" },
       decoding: "greedy",
       machine: { platform: "linux", arch: "x64", cpus: 2, cpu_model: "Test CPU", mem_gb: 15.6, node: "v20.20.2" },
       data: { file: "../shared/data/squad/squad-dev-open.json", format: "squad", split: "test" },
@@ -292,8 +307,8 @@ describe("results schema", () => {
 
 describe("markdown report", () => {
   const md = renderMarkdown(parseResults(example()), { plots: { retention: "retention.svg", cost: "cost.svg" } });
-  const rowOf = (label: string): string[] => {
-    const line = md.split("\n").find((l) => l.startsWith(`| ${label} |`));
+  const rowOf = (label: string, text = md): string[] => {
+    const line = text.split("\n").find((l) => l.startsWith(`| ${label} |`));
     if (!line) throw new Error(`no row "${label}" in\n${md}`);
     return line
       .slice(2, -2)
@@ -347,6 +362,18 @@ describe("markdown report", () => {
 
   it("has Table 2 with the oracle context as the retrievers' ceiling", () => {
     expect(section("Table 2: retrieval augmentation")).toContain("| Oracle context (own paragraph) | 13.00 | 20.50 |");
+  });
+
+  it("has the prompts: each method's template and the validation F1 that chose it", () => {
+    const p = section("Prompts");
+    expect(p).toContain('then MAC\'s template "Question: {question}\\nAnswer:"');
+    expect(p).toContain("| Method | Template | validation F1: plain | validation F1: chat | Remark |");
+    expect(rowOf("Base LM (no adaptation)", p)).toEqual(["Base LM (no adaptation)", "chat", "2.00", "**3.50**", ""]);
+    expect(rowOf("Uniform", p)).toEqual(["Uniform", "plain", "**9.50**", "7.00", "at the chosen learning rate 3e-5"]);
+    expect(rowOf("Salient Spans", p)).toEqual(["Salient Spans", "plain", "—", "—", "not chosen on validation"]);
+    expect(rowOf("BM25", p)).toEqual(["BM25", "plain", "—", "—", "fixed, not chosen on validation"]);
+    expect(rowOf("BM25 + MAC", p)).toEqual(["BM25 + MAC", "plain", "—", "—", "MAC's trained template"]);
+    expect(p).toContain("- Uniform: 1e-5 plain 8.00, 1e-5 chat 8.50, 3e-5 plain 9.50, 3e-5 chat 7.00");
   });
 
   it("has the memory ablation: losses and scores per condition, the content gap, the share of in-context F1", () => {
