@@ -149,7 +149,7 @@ describe.skipIf(!present)(`mac-lm eval${present ? "" : smol.skipNote + mini.skip
       ).toEqual(["plain", "chat"]);
       const best = Math.max(...s.prompt_search.map((p: { f1: number }) => p.f1));
       expect(s.prompt_search.find((p: { template: string }) => p.template === s.prompt_template).f1, m).toBe(best);
-      expect(s.notes).toMatch(/prompt template chosen on 2 validation documents \/ 3 questions \(synthetic/);
+      expect(s.notes).toMatch(/prompt template chosen on 2 validation documents \/ 2 questions \(synthetic/);
       expect(md).toContain(
         `| ${m === "none" ? "Base LM (no adaptation)" : "Oracle context (own paragraph)"} | ${s.prompt_template} |`,
       );
