@@ -270,6 +270,7 @@ export async function memoryAblation(
   const { cache, mems, restore } = prepare(mac, questions, pool, K);
   try {
     const records: AblationRecord[] = [];
+    opts.onProgress?.(0, questions.length);
     for (let i = 0; i < questions.length; i += B) {
       const qs = questions.slice(i, i + B);
       noGrad(() => {

@@ -63,7 +63,7 @@ describe("memoryAblation (tiny lm-queries + soft-prompt MAC)", () => {
       onProgress: (d) => progress.push(d),
     });
     expect(mac.training).toBe(true);
-    expect(progress).toEqual([4, 6]);
+    expect(progress).toEqual([0, 4, 6]);
     mac.eval();
     expect(records).toHaveLength(QUESTIONS.length);
     noGrad(() =>

@@ -227,7 +227,9 @@ function ablationSection(results: Results): string {
   const parts = [
     `MAC's answers to ${fmtInt(a.questions)} questions sampled from the stream, with K = ${a.k} documents in the ` +
       "memories (distractors from the stream's documents): the answer loss (nats per answer token, on the shortest " +
-      "reference as MAC trains) and the EM/F1 of the answers, decoded as the methods decode, with MAC's prompt.",
+      "reference as MAC trains) and the EM/F1 of the answers, decoded as the methods decode, with MAC's prompt " +
+      "template in every condition (in_context: the document's tokens, then that prompt, as the distillation " +
+      "teacher reads them; the oracle-context method is the same LM and paragraph with its validated prompt).",
     table(["Condition", "Memory", "Answer loss (nats/token)", "EM", "F1"], rows, ["l", "l", "r", "r", "r"]),
     `**Content gap** (unrelated_k − own_among_k): **${a.content_gap.toFixed(4)} nats** per answer token. ` +
       "A memory that carries the documents' content lowers the loss of the own document's questions; one that only " +
