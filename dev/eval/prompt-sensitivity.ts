@@ -38,12 +38,10 @@ const ctx: MethodContext = {
   batchSize: 16,
   seed: 0,
 };
-const chat = (question: string, context: string): string =>
-  "<|im_start|>system\nAnswer the question with a short phrase copied from the context.<|im_end|>\n" +
-  `<|im_start|>user\nContext: ${context.trim()}\n\nQuestion: ${question.trim()}<|im_end|>\n<|im_start|>assistant\n`;
+// The benchmark's own templates (src/eval/methods/answer.ts); `mac-lm eval` now chooses between them on validation.
 const prompts = {
   benchmark: sample.map((q, i) => qaPrompt(ctx, q.question, [found[i]![0]!.text])),
-  chat: sample.map((q, i) => chat(q.question, found[i]![0]!.text)),
+  chat: sample.map((q, i) => qaPrompt({ ...ctx, promptTemplate: "chat" }, q.question, [found[i]![0]!.text])),
 };
 const imStart = tokenizer.encode("<|im_start|>", { addSpecialTokens: false });
 const result: Record<string, unknown> = { questions: sample.length, im_start_ids: imStart };

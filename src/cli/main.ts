@@ -302,7 +302,19 @@ function defineCommands(program: Command, io: CliIO): void {
     .option("--max-docs <n>", "only the stream's first n documents (0: all)", parseIntArg("--max-docs", 0))
     .option("--batch-size <n>", "questions answered per batch", parseIntArg("--batch-size", 1))
     .option("--lr <x>", "fine-tuning learning rate (default: chosen on validation documents)", parseFloatArg("--lr"))
+    .addOption(
+      new Option(
+        "--prompt <template>",
+        "prompt template of the methods that prompt the base LM (default: chosen per method on validation documents)",
+      ).choices(["plain", "chat"]),
+    )
     .option("--no-cost", "skip the aggregation cost points")
+    .option(
+      "--ablation-questions <n>",
+      "questions of the memory ablation (content gap, % of in-context F1; default 128; 0: none)",
+      parseIntArg("--ablation-questions", 0),
+    )
+    .option("--ablation-k <n>", "documents per memory in the ablation (default 8)", parseIntArg("--ablation-k", 1))
     .option("--report-only", "run nothing; rewrite results.json and the report from what has finished")
     .addOption(new Option("--worker <unit>").hideHelp())
     .addOption(cacheOption())

@@ -1,5 +1,5 @@
 /**
- * Gathers a run's unit files (OUT/methods/*.json, OUT/cost/*.json) into results.json (schema:
+ * Gathers a run's unit files (OUT/methods/*.json, OUT/ablation.json, OUT/cost/*.json) into results.json (schema:
  * src/eval/report/results.ts) and writes the report (report.md, retention and cost plots as SVG and PNG). Units not
  * finished yet appear as not run, so a partial run still gives a truthful report.
  */
@@ -11,8 +11,9 @@ import { openSafetensors } from "../io/safetensors.js";
 import { readConfig } from "../mac/config.js";
 import { weightsFolder } from "../mac/io.js";
 import { type MethodResultInput, type ResultsInput, fillNotRun, writeReport } from "./report/index.js";
+import type { MemoryAblation } from "../mac/ablation.js";
 import type { ResultMethod } from "./report/results.js";
-import { type EvalSpec, costFile, methodFile, units } from "./run.js";
+import { type EvalSpec, ablationFile, costFile, methodFile, runsAblation, units } from "./run.js";
 
 const readJson = (file: string): Record<string, unknown> =>
   JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
@@ -34,6 +35,40 @@ function checkpointStep(checkpoint: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** results.json's memory_ablation and memory_ablation_f1 from OUT/ablation.json, or a note on why they are absent. */
+function collectAblation(
+  spec: EvalSpec,
+  out: string,
+): Pick<ResultsInput, "memory_ablation" | "memory_ablation_f1"> & { note?: string } {
+  if (!runsAblation(spec)) return {};
+  const f = ablationFile(out);
+  if (!existsSync(f)) return { note: "The memory ablation has not finished: rerun the same command to continue." };
+  const r = readJson(f) as {
+    status: string;
+    reason?: string;
+    losses: MemoryAblation;
+    scores: Record<string, { em: number; f1: number }>;
+    seconds: number;
+    peak_rss_mb: number;
+  };
+  if (r.status !== "ok") return { note: `The memory ablation was not run: ${r.reason}.` };
+  const ceiling = r.scores.in_context!.f1;
+  return {
+    memory_ablation: r.losses,
+    memory_ablation_f1: {
+      none: r.scores.none!,
+      own_alone: r.scores.own_alone!,
+      own_among_k: r.scores.own_among_k!,
+      unrelated_k: r.scores.unrelated_k!,
+      in_context: r.scores.in_context!,
+      share_of_in_context: ceiling > 0 ? (100 * r.scores.own_among_k!.f1) / ceiling : null,
+      predictions: "predictions/ablation.jsonl",
+      seconds: r.seconds,
+      peak_rss_mb: r.peak_rss_mb,
+    },
+  };
 }
 
 export const startedFile = (out: string): string => join(out, "started.json");
@@ -80,7 +115,9 @@ export function collectResults(spec: EvalSpec, out: string): ResultsInput {
     : new Date().toISOString();
   // Remarks about the run written by hand (a JSON array of strings), e.g. what disturbed a measurement.
   const notesFile = join(out, "notes.json");
-  const notes = existsSync(notesFile) ? (JSON.parse(readFileSync(notesFile, "utf8")) as string[]) : undefined;
+  const { note: ablationNote, ...ablation } = collectAblation(spec, out);
+  const written = existsSync(notesFile) ? (JSON.parse(readFileSync(notesFile, "utf8")) as string[]) : [];
+  const notes = ablationNote ? [...written, ablationNote] : written.length > 0 ? written : undefined;
   const commit = git(["rev-parse", "HEAD"])?.trim() ?? null;
   const status = git(["status", "--porcelain", "--untracked-files=no"]);
   return {
@@ -95,6 +132,7 @@ export function collectResults(spec: EvalSpec, out: string): ResultsInput {
       points.length > 0
         ? { points, group_size: spec.groupSize, n_questions: 1 }
         : { status: "not_run", reason: "not selected (--no-cost, or no MAC method)" },
+    ...ablation,
     meta: {
       command: spec.command,
       git_commit: commit && /^[0-9a-f]{40}$/.test(commit) ? commit : null,

@@ -3,7 +3,9 @@
  * base LM, each in its own child process (so that its peak memory is its own and a crash costs only that method),
  * and writes OUT/methods/<name>.json when it finishes. The aggregation-cost points (bank sizes × full/hierarchical)
  * run the same way into OUT/cost/. A rerun with the same OUT skips everything already written: interrupt it at
- * any time and run the same command again. Then results.json, report.md and the plots are (re)written.
+ * any time and run the same command again. The memory ablation (src/mac/ablation.ts: MAC's answer loss and F1 with
+ * no memory, the own document alone, among K − 1 others, K unrelated ones, and the document in context) is one more
+ * unit, OUT/ablation.json. Then results.json, report.md and the plots are (re)written.
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
@@ -11,7 +13,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { MacLmError } from "../errors.js";
 import { claimFolder } from "../io/out-folder.js";
-import type { MethodName } from "./methods/types.js";
+import { type MethodName, PROMPT_TEMPLATES } from "./methods/types.js";
 
 export const ALL_METHODS: readonly MethodName[] = [
   "none",
@@ -22,6 +24,7 @@ export const ALL_METHODS: readonly MethodName[] = [
   "camels",
   "bm25",
   "dense",
+  "oracle_context",
   "bm25_mac",
 ];
 
@@ -42,6 +45,12 @@ export const EvalSpecSchema = z.object({
   /** Hierarchical aggregation group size M, and documents retrieved into the context. */
   groupSize: z.number().int().min(2).default(16),
   k: z.number().int().positive().default(1),
+  /**
+   * The prompt template of every method that prompts the base LM (none, fine-tuning, retrieval, oracle context);
+   * omitted: each method's is chosen on the validation documents (methods/prompts.ts). MAC methods always use the
+   * template they were trained with.
+   */
+  promptTemplate: z.enum(PROMPT_TEMPLATES).optional(),
   /** At most this many documents of the stream (its first ones), with their questions; 0: all. */
   maxDocs: z.number().int().nonnegative().default(0),
   retention: z
@@ -60,6 +69,13 @@ export const EvalSpecSchema = z.object({
       valDocs: z.number().int().positive().default(16),
       valQuestions: z.number().int().positive().default(48),
       maxLength: z.number().int().positive().default(384),
+    })
+    .prefault({}),
+  /** The memory ablation on a seeded sample of the stream's questions (0 questions: not run; needs a MAC method). */
+  ablation: z
+    .object({
+      questions: z.number().int().nonnegative().default(128),
+      k: z.number().int().positive().default(8),
     })
     .prefault({}),
   cost: z
@@ -85,14 +101,17 @@ const IDENTITY_KEYS = [
   "maxNewTokens",
   "groupSize",
   "k",
+  "promptTemplate",
   "maxDocs",
   "retention",
   "finetune",
+  "ablation",
   "seed",
 ] as const;
 
 export const specFile = (out: string): string => join(out, "spec.json");
 export const methodFile = (out: string, name: string): string => join(out, "methods", `${name}.json`);
+export const ablationFile = (out: string): string => join(out, "ablation.json");
 export const costFile = (out: string, size: number, mode: string): string => join(out, "cost", `${size}-${mode}.json`);
 
 /** Writes JSON atomically (temp file + rename): a crash never leaves a half-written result that a rerun trusts. */
@@ -157,9 +176,17 @@ export interface EvalHooks {
   reportOnly?: boolean;
 }
 
-/** The work units of a run, in order: every method, then the cost points. */
+/** The methods that load the MAC checkpoint. */
+export const MAC_METHOD_NAMES: readonly MethodName[] = ["mac", "mac_hierarchical", "bm25_mac"];
+const hasMac = (spec: EvalSpec): boolean => spec.methods.some((m) => MAC_METHOD_NAMES.includes(m));
+
+/** Whether the run has the memory ablation unit. */
+export const runsAblation = (spec: EvalSpec): boolean => spec.ablation.questions > 0 && hasMac(spec);
+
+/** The work units of a run, in order: the memory ablation, every method, then the cost points. */
 export function units(spec: EvalSpec, out: string): { id: string; file: string }[] {
-  const u: { id: string; file: string }[] = spec.methods.map((m) => ({ id: m, file: methodFile(out, m) }));
+  const u: { id: string; file: string }[] = runsAblation(spec) ? [{ id: "ablation", file: ablationFile(out) }] : [];
+  u.push(...spec.methods.map((m) => ({ id: m, file: methodFile(out, m) })));
   if (spec.cost.enabled && (spec.methods.includes("mac") || spec.methods.includes("mac_hierarchical")))
     for (const n of spec.cost.sizes)
       for (const mode of ["full", "hierarchical"]) u.push({ id: `cost:${n}:${mode}`, file: costFile(out, n, mode) });

@@ -1,36 +1,56 @@
 /**
- * One unit of `mac-lm eval` (run.ts), normally in its own process: a method's protocol run (protocol.ts), or one
- * point of MAC's aggregation cost. Writes its result file atomically when done; nothing is written on failure.
+ * One unit of `mac-lm eval` (run.ts), normally in its own process: a method's protocol run (protocol.ts), the
+ * memory ablation (src/mac/ablation.ts), or one point of MAC's aggregation cost. Writes its result file atomically
+ * when done; nothing is written on failure.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MacLmError } from "../errors.js";
-import { MAC_DECODING } from "../generate/index.js";
+import { type GenerateOptions, MAC_DECODING } from "../generate/index.js";
 import { openSafetensors } from "../io/safetensors.js";
+import { ABLATION_CONDITIONS, memoryAblation } from "../mac/ablation.js";
 import { Aggregator } from "../mac/aggregate/aggregator.js";
 import { aggregateFull, aggregateHierarchical } from "../mac/aggregate/hierarchical.js";
 import { loadBase } from "../mac/build.js";
 import { readConfig } from "../mac/config.js";
 import { loadMac, weightsFolder } from "../mac/io.js";
 import type { MacModel } from "../mac/model.js";
+import { trainingAnswer } from "../mac/train/trainer.js";
 import { type Tensor, noGrad, releaseFreedMemory, scope, slice } from "../tensor/index.js";
 import { Rng, randn } from "../tensor/random.js";
+import { scoreAll } from "../data/qa-metrics.js";
 import { createMethod } from "./methods/index.js";
 import type { MethodContext, MethodName } from "./methods/types.js";
 import { retentionPlan, runProtocol } from "./protocol.js";
-import { type EvalSpec, EvalSpecSchema, costFile, methodFile, specFile, writeJsonAtomic } from "./run.js";
+import {
+  type EvalSpec,
+  EvalSpecSchema,
+  MAC_METHOD_NAMES,
+  ablationFile,
+  costFile,
+  methodFile,
+  specFile,
+  writeJsonAtomic,
+} from "./run.js";
 import { loadEvalStream } from "./streams.js";
 
 export interface WorkerHooks {
   progress?: (phase: string, done: number, total: number) => void;
 }
 
-const MAC_METHODS: readonly MethodName[] = ["mac", "mac_hierarchical", "bm25_mac"];
 const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
 
 export function readSpec(out: string): EvalSpec {
   if (!existsSync(specFile(out))) throw new MacLmError("MACLM_BAD_ARGUMENT", `eval worker: no ${specFile(out)}`);
   return EvalSpecSchema.parse(JSON.parse(readFileSync(specFile(out), "utf8")));
+}
+
+/** How every unit answers: greedy or the paper's beam search, and the questions per batch that fit it. */
+function decodingOf(spec: EvalSpec): { decoding: GenerateOptions; batchSize: number } {
+  return {
+    decoding: { ...(spec.decoding === "beam" ? MAC_DECODING : {}), maxNewTokens: spec.maxNewTokens },
+    batchSize: spec.decoding === "beam" ? Math.max(1, Math.floor(spec.batchSize / 4)) : spec.batchSize,
+  };
 }
 
 export async function runWorker(unit: string, out: string, hooks: WorkerHooks = {}): Promise<void> {
@@ -39,13 +59,14 @@ export async function runWorker(unit: string, out: string, hooks: WorkerHooks = 
     const [, n, mode] = unit.split(":");
     return runCostPoint(spec, out, Number(n), mode as "full" | "hierarchical");
   }
+  if (unit === "ablation") return runAblation(spec, out, hooks);
   const name = unit as MethodName;
   if (!spec.methods.includes(name)) throw new MacLmError("MACLM_BAD_ARGUMENT", `eval worker: unknown unit ${unit}`);
   const stream = loadEvalStream(spec);
   const config = readConfig(join(spec.checkpoint, "config.json"));
   let mac: MacModel | null = null;
   let base, tokenizer;
-  if (MAC_METHODS.includes(name)) {
+  if (MAC_METHOD_NAMES.includes(name)) {
     mac = await loadMac(spec.checkpoint, { cacheDir: spec.cache });
     base = mac.base;
     tokenizer = mac.baseTokenizer;
@@ -54,8 +75,7 @@ export async function runWorker(unit: string, out: string, hooks: WorkerHooks = 
     base,
     tokenizer,
     qaTemplate: config.qaTemplate,
-    decoding: { ...(spec.decoding === "beam" ? MAC_DECODING : {}), maxNewTokens: spec.maxNewTokens },
-    batchSize: spec.decoding === "beam" ? Math.max(1, Math.floor(spec.batchSize / 4)) : spec.batchSize,
+    ...decodingOf(spec),
     seed: spec.seed,
   };
   try {
@@ -101,6 +121,65 @@ export async function runWorker(unit: string, out: string, hooks: WorkerHooks = 
   } finally {
     mac?.dispose();
     base.dispose();
+  }
+}
+
+/**
+ * The memory ablation on a seeded sample of the stream's questions: MAC's answer loss (on the training answer, the
+ * shortest reference) and its answers, decoded as the methods decode, under each condition; K = min(spec K,
+ * documents − 1), the distractors from the stream's documents. Per-question answers and losses go to
+ * predictions/ablation.jsonl.
+ */
+async function runAblation(spec: EvalSpec, out: string, hooks: WorkerHooks): Promise<void> {
+  const stream = loadEvalStream(spec);
+  const pool = stream.docs.map((d) => d.text);
+  const K = Math.min(spec.ablation.k, pool.length - 1);
+  if (K < 1) {
+    writeJsonAtomic(ablationFile(out), { status: "not_run", reason: "the stream has a single document" });
+    return;
+  }
+  const order = new Rng(spec.seed).shuffle(stream.questions.map((_, i) => i));
+  const sample = order
+    .slice(0, spec.ablation.questions)
+    .sort((a, b) => a - b)
+    .map((i) => stream.questions[i]!);
+  const text = new Map(stream.docs.map((d) => [d.id, d.text]));
+  const { decoding, batchSize } = decodingOf(spec);
+  const mac = await loadMac(spec.checkpoint, { cacheDir: spec.cache });
+  try {
+    const t0 = performance.now();
+    const { summary, records } = await memoryAblation(
+      mac,
+      sample.map((q) => ({ document: text.get(q.docId)!, question: q.question, answer: trainingAnswer(q.answers) })),
+      pool,
+      { k: K, generate: decoding, batchSize, onProgress: (d, n) => hooks.progress?.("ablation", d, n) },
+    );
+    const refs = sample.map((q) => q.answers);
+    const scores = Object.fromEntries(
+      ABLATION_CONDITIONS.map((c) => {
+        const s = scoreAll(
+          records.map((r) => r.answer![c]),
+          refs,
+        );
+        return [c, { em: s.em, f1: s.f1 }];
+      }),
+    );
+    writeFileSync(
+      join(out, "predictions", "ablation.jsonl"),
+      sample
+        .map((q, i) => JSON.stringify({ id: q.id, question: q.question, answers: q.answers, ...records[i]! }))
+        .join("\n") + "\n",
+    );
+    writeJsonAtomic(ablationFile(out), {
+      status: "ok",
+      losses: summary,
+      scores,
+      seconds: (performance.now() - t0) / 1000,
+      peak_rss_mb: peakRssMb(),
+    });
+  } finally {
+    mac.dispose();
+    mac.base.dispose();
   }
 }
 

@@ -23,6 +23,9 @@ describe.skipIf(!present)(`mac-lm eval${present ? "" : smol.skipNote + mini.skip
     JSON.stringify({
       retention: { start: 2, points: 1, maxQuestions: 4, methods: ["mac", "bm25"] },
       cost: { sizes: [40] },
+      ablation: { questions: 4, k: 2 },
+      // The demo file has no validation articles to choose templates on (that is tested below).
+      promptTemplate: "plain",
       groupSize: 4,
       maxNewTokens: 8,
     }),
@@ -36,7 +39,7 @@ describe.skipIf(!present)(`mac-lm eval${present ? "" : smol.skipNote + mini.skip
     "--max-docs",
     "3",
     "--methods",
-    "none,mac,mac_hierarchical,bm25,bm25_mac",
+    "none,mac,mac_hierarchical,bm25,oracle_context,bm25_mac",
     "--config",
     config,
     "--out",
@@ -55,7 +58,7 @@ describe.skipIf(!present)(`mac-lm eval${present ? "" : smol.skipNote + mini.skip
       const res = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
       expect(res.n_docs).toBe(3);
       expect(res.n_questions).toBeGreaterThan(5);
-      for (const m of ["none", "mac", "mac_hierarchical", "bm25", "bm25_mac"]) {
+      for (const m of ["none", "mac", "mac_hierarchical", "bm25", "oracle_context", "bm25_mac"]) {
         const s = res.methods[m];
         expect(s.status, m).toBe("ok");
         for (const k of ["em", "f1", "em_prefix", "f1_shortest", "adapt_ms_per_doc", "peak_rss_mb", "answer_ms"])
@@ -81,10 +84,30 @@ describe.skipIf(!present)(`mac-lm eval${present ? "" : smol.skipNote + mini.skip
         expect(c.entries).toBe(40);
         expect(c.ms).toBeGreaterThan(0);
       }
+      // The memory ablation: 4 questions, K = min(2, 3 documents − 1), losses (nats) and scores per condition.
+      const conditions = ["none", "own_alone", "own_among_k", "unrelated_k", "in_context"];
+      expect(res.memory_ablation).toMatchObject({ k: 2, questions: 4 });
+      for (const c of conditions) {
+        expect(res.memory_ablation[c], c).toBeGreaterThan(0);
+        expect(res.memory_ablation_f1[c].f1, c).toBeGreaterThanOrEqual(0);
+      }
+      expect(res.memory_ablation.content_gap).toBeCloseTo(
+        res.memory_ablation.unrelated_k - res.memory_ablation.own_among_k,
+        3,
+      );
+      const ablated = readFileSync(join(out, "predictions", "ablation.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(ablated).toHaveLength(4);
+      for (const a of ablated) expect(Object.keys(a.answer).sort()).toEqual([...conditions].sort());
       // The report: Markdown tables and both plots as SVG and PNG.
       const md = readFileSync(join(out, "report.md"), "utf8");
       expect(md).toMatch(/\| MAC \|/);
       expect(md).toMatch(/BM25 \+ MAC/);
+      expect(md).toMatch(/\| Oracle context \(own paragraph\) \|/);
+      expect(md).toMatch(/\*\*Content gap\*\* \(unrelated_k − own_among_k\): \*\*-?\d+\.\d{4} nats\*\*/);
+      expect(md).toMatch(/\*\*MAC F1 as % of in-context F1\*\*/);
       for (const f of ["retention.svg", "cost.svg"]) expect(readFileSync(join(out, f), "utf8")).toMatch(/<svg/);
       for (const f of ["retention.png", "cost.png"])
         expect(readFileSync(join(out, f)).subarray(0, 8)).toEqual(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]));
@@ -99,9 +122,40 @@ describe.skipIf(!present)(`mac-lm eval${present ? "" : smol.skipNote + mini.skip
     const r = await cli(args);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/mac: done earlier/);
+    expect(r.stderr).toMatch(/ablation: done earlier/);
     expect(r.stderr).toMatch(/bm25: running/);
     expect(readFileSync(join(out, "methods", "mac.json"), "utf8")).toBe(before);
     expect(existsSync(join(out, "methods", "bm25.json"))).toBe(true);
+  });
+
+  it("chooses each prompting method's template on the validation stream and reports the choice", async () => {
+    const out2 = join(dir, "prompts");
+    const conf = join(dir, "prompts.json");
+    writeFileSync(conf, JSON.stringify({ finetune: { valDocs: 2, valQuestions: 3 }, maxNewTokens: 6 }));
+    const r = await cli([
+      "eval",
+      ...["--format", "synthetic", "--data", "seed=2,docs=3,facts=1,questions=1"],
+      ...["--methods", "none,oracle_context", "--config", conf, "--out", out2, "--no-cost"],
+    ]);
+    expect(r.stderr + r.stdout).not.toMatch(/FAILED/);
+    expect(r.code).toBe(0);
+    const res = JSON.parse(readFileSync(join(out2, "results.json"), "utf8"));
+    const md = readFileSync(join(out2, "report.md"), "utf8");
+    for (const m of ["none", "oracle_context"]) {
+      const s = res.methods[m];
+      expect(
+        s.prompt_search.map((p: { template: string }) => p.template),
+        m,
+      ).toEqual(["plain", "chat"]);
+      const best = Math.max(...s.prompt_search.map((p: { f1: number }) => p.f1));
+      expect(s.prompt_search.find((p: { template: string }) => p.template === s.prompt_template).f1, m).toBe(best);
+      expect(s.notes).toMatch(/prompt template chosen on 2 validation documents \/ 2 questions \(synthetic/);
+      expect(md).toContain(
+        `| ${m === "none" ? "Base LM (no adaptation)" : "Oracle context (own paragraph)"} | ${s.prompt_template} |`,
+      );
+    }
+    expect(md).toContain("| Method | Template | validation F1: plain | validation F1: chat | Remark |");
+    expect(res.memory_ablation).toBeUndefined(); // no MAC method: no ablation
   });
 
   it("refuses to mix results of a different stream into the same folder", async () => {

@@ -23,7 +23,10 @@ export interface EvalCommandOptions {
   maxDocs?: number;
   batchSize?: number;
   lr?: number;
+  prompt?: string;
   cost?: boolean;
+  ablationQuestions?: number;
+  ablationK?: number;
   worker?: string;
   reportOnly?: boolean;
   cache?: string;
@@ -99,7 +102,17 @@ export async function run(o: EvalCommandOptions, io: CliIO): Promise<void> {
     ...(o.maxDocs !== undefined ? { maxDocs: o.maxDocs } : {}),
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
     ...(o.lr !== undefined ? { finetune: { ...fromFile.finetune, lr: o.lr } } : {}),
+    ...(o.prompt ? { promptTemplate: o.prompt as EvalSpecInput["promptTemplate"] } : {}),
     ...(o.cost === false ? { cost: { ...fromFile.cost, enabled: false } } : {}),
+    ...(o.ablationQuestions !== undefined || o.ablationK !== undefined
+      ? {
+          ablation: {
+            ...fromFile.ablation,
+            ...(o.ablationQuestions !== undefined ? { questions: o.ablationQuestions } : {}),
+            ...(o.ablationK !== undefined ? { k: o.ablationK } : {}),
+          },
+        }
+      : {}),
     command: `mac-lm ${process.argv.slice(2).join(" ")}`,
   };
   const failed = await runEval(spec, o.out, {

@@ -127,9 +127,11 @@ describe("online fine-tuning (uniform, salient_spans)", () => {
     const docs = Array.from({ length: 6 }, (_, i) => ({ id: `x${i}`, text: `doc ${i}.`, article: "a" }));
     await m.adapt(docs);
     expect(m.stats()).toMatchObject({ docs: 8, steps: 4, truncatedDocs: 1 });
-    expect(liveNativeMemory().bytes).toBe(afterOne);
+    // No growth per step, and everything the method took is returned. "≤", not "=": a finalizer may free an earlier
+    // test's garbage in between (seen once in a few dozen runs), which lowers the count without any leak here.
+    expect(liveNativeMemory().bytes).toBeLessThanOrEqual(afterOne);
     m.dispose();
-    expect(liveNativeMemory().bytes).toBe(start);
+    expect(liveNativeMemory().bytes).toBeLessThanOrEqual(start);
     ctx.base.dispose();
   });
 

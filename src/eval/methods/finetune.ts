@@ -46,7 +46,8 @@ import {
 } from "../../tensor/index.js";
 import { scoreAll } from "../../data/qa-metrics.js";
 import type { QaStream, StreamDoc, StreamQuestion } from "../stream.js";
-import { answerPrompts, qaPrompt } from "./answer.js";
+import { type PromptTemplate, answerPrompts, qaPrompt } from "./answer.js";
+import { type ValidationSample, validationSample } from "./prompts.js";
 import { type SalientOptions, salientTokenWeights } from "./salient.js";
 import type { MethodContext, ProgressFn, QaMethod } from "./types.js";
 
@@ -110,6 +111,8 @@ export class FinetuneMethod implements QaMethod {
   readonly o: Required<Omit<FinetuneOptions, "salient">> & Pick<FinetuneOptions, "salient">;
   private readonly params: Tensor[];
   private readonly ctxOwn: MethodContext;
+  /** The prompt template answer() uses (settable: the validation tries every template on one adapted state). */
+  promptTemplate: PromptTemplate;
   private pending: { doc: StreamDoc; ids: number[]; weights: Float32Array }[] = [];
   private s = { docs: 0, steps: 0, skipped: 0, truncated: 0, tokens: 0, weighted: 0, lossSum: 0, losses: 0, ms: 0 };
   private disposed = false;
@@ -138,6 +141,7 @@ export class FinetuneMethod implements QaMethod {
     this.params = [...new Set(model.parameters())];
     this.opt = new AdamW(this.params, { lr: this.o.lr, weightDecay: 0, betas: [0.9, 0.999], eps: 1e-8 });
     this.ctxOwn = { ...ctx, base: model };
+    this.promptTemplate = ctx.promptTemplate ?? "plain";
   }
 
   /** Token ids of a document, truncated to maxLength. */
@@ -259,7 +263,7 @@ export class FinetuneMethod implements QaMethod {
 
   async answer(questions: readonly StreamQuestion[], progress?: ProgressFn): Promise<string[]> {
     this.checkLive();
-    const prompts = questions.map((q) => qaPrompt(this.ctxOwn, q.question));
+    const prompts = questions.map((q) => qaPrompt({ ...this.ctxOwn, promptTemplate: this.promptTemplate }, q.question));
     return answerPrompts(this.ctxOwn, prompts, { progress });
   }
 
@@ -333,38 +337,40 @@ export async function createFinetuneMethod(
 
 export interface LrCandidateResult {
   lr: number;
+  /** The prompt template the validation questions were asked with. */
+  template: PromptTemplate;
   f1: number;
   em: number;
   /** Training loss averaged over the validation documents. */
   meanLoss: number;
+  /** Adapting (once per lr) and answering with this template. */
   seconds: number;
 }
 
 export interface LrSelection {
   lr: number;
+  template: PromptTemplate;
+  /** One per (lr, template), lr-major. */
   results: LrCandidateResult[];
   docs: number;
   questions: number;
 }
 
-export interface SelectLrOptions {
+export interface SelectLrOptions extends ValidationSample {
   ctx: MethodContext;
   load: ModelLoader;
-  /** Validation documents adapted to per candidate (the first ones of the stream). Default 24. */
-  maxDocs?: number;
-  /** Of their questions, the first ones answered per candidate. Default 64. */
-  maxQuestions?: number;
   /** Everything but lr. */
   options?: Omit<FinetuneOptions, "lr">;
-  /** Documents the validation stream must not share (the test stream): an error names the first shared one. */
-  forbidden?: readonly StreamDoc[];
+  /** Prompt templates tried on each adapted state (default: ctx's template). */
+  templates?: readonly PromptTemplate[];
   progress?: (lr: number, phase: "adapt" | "answer", done: number, total: number) => void;
 }
 
 /**
- * The learning rate with the best F1 (SQuAD F1, max over references) on validation questions after adapting a
- * fresh copy of the base LM to validation documents with each candidate. Ties go to the earlier candidate.
- * Cost: candidates × (a model load + maxDocs steps + answering maxQuestions).
+ * The learning rate and prompt template with the best F1 (SQuAD F1, max over references) on validation questions
+ * after adapting a fresh copy of the base LM to validation documents with each candidate rate, then answering with
+ * each template (the same adapted state: a template costs only its answering). Ties go to the earlier candidate.
+ * Cost: candidates × (a model load + maxDocs steps + templates × answering maxQuestions).
  */
 export async function selectLearningRate(
   kind: FinetuneKind,
@@ -374,46 +380,37 @@ export async function selectLearningRate(
 ): Promise<LrSelection> {
   if (candidates.length === 0 || candidates.some((lr) => !(lr > 0)))
     throw new MacLmError("MACLM_BAD_ARGUMENT", `selectLearningRate: candidates [${candidates.join(", ")}] must be > 0`);
-  const docs = val.docs.slice(0, o.maxDocs ?? 24);
-  if (o.forbidden) {
-    const texts = new Set(o.forbidden.map((d) => d.text));
-    const shared = docs.find((d) => texts.has(d.text));
-    if (shared)
-      throw new MacLmError(
-        "MACLM_BAD_ARGUMENT",
-        `selectLearningRate: validation document ${shared.id} is also in the test stream`,
-      );
-  }
-  const ids = new Set(docs.map((d) => d.id));
-  const questions = val.questions.filter((q) => ids.has(q.docId)).slice(0, o.maxQuestions ?? 64);
-  if (docs.length === 0 || questions.length === 0)
-    throw new MacLmError(
-      "MACLM_BAD_ARGUMENT",
-      `selectLearningRate: ${val.name} gives ${docs.length} documents and ${questions.length} questions to validate on`,
-    );
+  const templates = o.templates ?? [o.ctx.promptTemplate ?? "plain"];
+  if (templates.length === 0) throw new MacLmError("MACLM_BAD_ARGUMENT", "selectLearningRate: no prompt templates");
+  const { docs, questions } = validationSample("selectLearningRate", val, o);
   const results: LrCandidateResult[] = [];
   for (const lr of candidates) {
-    const t0 = performance.now();
+    let t0 = performance.now();
     const m = await createFinetuneMethod(kind, o.ctx, o.load, { ...o.options, lr });
     try {
       await m.adapt(docs, (d, n) => o.progress?.(lr, "adapt", d, n));
-      const preds = await m.answer(questions, (d, n) => o.progress?.(lr, "answer", d, n));
-      const sc = scoreAll(
-        preds,
-        questions.map((q) => q.answers),
-      );
-      results.push({
-        lr,
-        f1: sc.f1,
-        em: sc.em,
-        meanLoss: m.stats().meanLoss,
-        seconds: (performance.now() - t0) / 1000,
-      });
+      for (const template of templates) {
+        m.promptTemplate = template;
+        const preds = await m.answer(questions, (d, n) => o.progress?.(lr, "answer", d, n));
+        const sc = scoreAll(
+          preds,
+          questions.map((q) => q.answers),
+        );
+        results.push({
+          lr,
+          template,
+          f1: sc.f1,
+          em: sc.em,
+          meanLoss: m.stats().meanLoss,
+          seconds: (performance.now() - t0) / 1000,
+        });
+        t0 = performance.now();
+      }
     } finally {
       m.dispose();
     }
   }
   let best = results[0]!;
   for (const r of results) if (r.f1 > best.f1) best = r;
-  return { lr: best.lr, results, docs: docs.length, questions: questions.length };
+  return { lr: best.lr, template: best.template, results, docs: docs.length, questions: questions.length };
 }

@@ -1,13 +1,19 @@
 /**
  * Builds a compared method by name from the run's spec (src/eval/run.ts). A method that cannot run here says why
- * ({unavailable}) instead of producing numbers.
+ * ({unavailable}) instead of producing numbers. Every method that prompts the base LM gets its prompt template
+ * (answer.ts) chosen on the validation stream unless the spec fixes one (prompts.ts); fine-tuning chooses its
+ * learning rate and template together; MAC methods keep the template they were trained with.
  */
+import { MacLmError } from "../../errors.js";
 import type { MacModel } from "../../mac/model.js";
 import type { EvalSpec } from "../run.js";
 import { createMacMethod, createNoneMethod } from "./mac.js";
+import { OracleContextMethod } from "./oracle.js";
 import { createRetrievalMethod } from "./retrieve.js";
 import { CAMELS_UNAVAILABLE } from "./camels.js";
+import { PROMPT_TEMPLATES, type PromptTemplate } from "./answer.js";
 import { type FinetuneKind, baseLoader, createFinetuneMethod, selectLearningRate } from "./finetune.js";
+import { selectPromptTemplate } from "./prompts.js";
 import { squadStream } from "../data/squad.js";
 import { syntheticQaStream } from "../data/synthetic.js";
 import { loadEvalStream, parseSyntheticData } from "../streams.js";
@@ -38,7 +44,7 @@ export async function createMethod(
   };
   switch (name) {
     case "none":
-      return { method: createNoneMethod(ctx), info: {} };
+      return promptedMethod(ctx, spec, (c) => createNoneMethod(c), {}, progress);
     case "mac":
       return { method: createMacMethod(needMac(), ctx), info: { aggregation: "full" } };
     case "mac_hierarchical":
@@ -48,10 +54,21 @@ export async function createMethod(
       };
     case "bm25":
     case "dense":
-      return {
-        method: await createRetrievalMethod(name, ctx, retrievalOptions(spec)),
-        info: { retrieved_k: spec.k, max_context_tokens: MAX_CONTEXT_TOKENS },
-      };
+      return promptedMethod(
+        ctx,
+        spec,
+        (c) => createRetrievalMethod(name, c, retrievalOptions(spec)),
+        { retrieved_k: spec.k, max_context_tokens: MAX_CONTEXT_TOKENS },
+        progress,
+      );
+    case "oracle_context":
+      return promptedMethod(
+        ctx,
+        spec,
+        (c) => new OracleContextMethod(c, { maxContextTokens: MAX_CONTEXT_TOKENS }),
+        { retrieved_k: 1, max_context_tokens: MAX_CONTEXT_TOKENS },
+        progress,
+      );
     case "bm25_mac": {
       const retrieval = await createRetrievalMethod("bm25", ctx, retrievalOptions(spec));
       return {
@@ -67,13 +84,65 @@ export async function createMethod(
   }
 }
 
+const validationOptions = (spec: EvalSpec) => ({
+  maxDocs: spec.finetune.valDocs,
+  maxQuestions: spec.finetune.valQuestions,
+  forbidden: loadEvalStream(spec).docs,
+});
+const sampleNote = (what: string, sel: { docs: number; questions: number }, val: QaStream): string =>
+  `${what} chosen on ${sel.docs} validation documents / ${sel.questions} questions (${val.name})`;
+
+/** A method that prompts the base LM, with the spec's template or the one chosen on the validation stream. */
+async function promptedMethod(
+  ctx: MethodContext,
+  spec: EvalSpec,
+  make: (ctx: MethodContext) => QaMethod | Promise<QaMethod>,
+  info: Record<string, unknown>,
+  progress?: (phase: string, done: number, total: number) => void,
+): Promise<MadeMethod> {
+  const withTemplate = (t: PromptTemplate): MethodContext => ({ ...ctx, promptTemplate: t });
+  if (spec.promptTemplate !== undefined)
+    return {
+      method: await make(withTemplate(spec.promptTemplate)),
+      info: { ...info, prompt_template: spec.promptTemplate },
+    };
+  const val = validationStream(spec);
+  if (val === null)
+    return {
+      method: await make(withTemplate("plain")),
+      info: { ...info, prompt_template: "plain", notes: "prompt template plain: no validation stream for this format" },
+    };
+  const sel = await selectPromptTemplate((t) => make(withTemplate(t)), val, PROMPT_TEMPLATES, {
+    ...validationOptions(spec),
+    progress: (t, phase, done, total) => progress?.(`prompt ${t} ${phase}`, done, total),
+  });
+  return {
+    method: await make(withTemplate(sel.template)),
+    info: {
+      ...info,
+      prompt_template: sel.template,
+      prompt_search: sel.results.map((r) => ({ template: r.template, f1: r.f1, em: r.em })),
+      notes: sampleNote("prompt template", sel, val),
+    },
+  };
+}
+
 /**
- * The validation stream the fine-tuning learning rate is chosen on: never the test stream. SQuAD: the validation
+ * The validation stream the fine-tuning learning rate and every prompt template are chosen on: never the test stream. SQuAD: the validation
  * articles of the same split; synthetic: another seed of the validation split; a CSV split has none (then the
- * reference's default lr 1e-4 is used unless --lr is given).
+ * reference's default lr 1e-4 and the plain template are used unless --lr / --prompt are given).
  */
 function validationStream(spec: EvalSpec): QaStream | null {
-  if (spec.format === "squad") return squadStream(spec.data, { split: "val" });
+  if (spec.format === "squad")
+    try {
+      return squadStream(spec.data, { split: "val" });
+    } catch (e) {
+      throw new MacLmError(
+        "MACLM_BAD_ARGUMENT",
+        `eval: ${spec.data} has no validation articles to choose the prompt template and learning rate on ` +
+          `(${(e as Error).message}); fix them with --prompt and --lr`,
+      );
+    }
   if (spec.format === "synthetic") {
     const o = parseSyntheticData(spec.data);
     return syntheticQaStream({ ...o, seed: o.seed + 1000, split: "val" });
@@ -93,26 +162,36 @@ async function finetuneMethod(
   const options = { maxLength: spec.finetune.maxLength };
   const info: Record<string, unknown> = {};
   let lr = spec.finetune.lr;
-  if (lr === undefined) {
+  let template = spec.promptTemplate;
+  if (lr === undefined || template === undefined) {
     const val = validationStream(spec);
     if (val === null) {
-      lr = 1e-4;
-      info.notes = "learning rate 1e-4 (the reference default): no validation stream for this format";
+      lr ??= 1e-4;
+      template ??= "plain";
+      const defaults = [
+        spec.finetune.lr === undefined ? "learning rate 1e-4 (the reference default)" : "",
+        spec.promptTemplate === undefined ? "the plain prompt template" : "",
+      ];
+      info.notes = `${defaults.filter(Boolean).join(" and ")}: no validation stream for this format`;
     } else {
-      const sel = await selectLearningRate(kind, val, spec.finetune.lrCandidates, {
+      // Both are chosen on the same adapted states: each rate adapts once, then answers with every template.
+      const sel = await selectLearningRate(kind, val, lr !== undefined ? [lr] : spec.finetune.lrCandidates, {
         ctx,
         load,
-        maxDocs: spec.finetune.valDocs,
-        maxQuestions: spec.finetune.valQuestions,
         options,
-        forbidden: loadEvalStream(spec).docs,
+        templates: template !== undefined ? [template] : PROMPT_TEMPLATES,
+        ...validationOptions(spec),
         progress: (c, phase, done, total) => progress?.(`lr ${c.toExponential(0)} ${phase}`, done, total),
       });
-      lr = sel.lr;
-      info.lr_search = sel.results.map((r) => ({ lr: r.lr, f1: r.f1 }));
-      info.notes = `learning rate chosen on ${sel.docs} validation documents / ${sel.questions} questions (${val.name})`;
+      const what = [
+        spec.finetune.lr === undefined ? "learning rate" : "",
+        spec.promptTemplate === undefined ? "prompt template" : "",
+      ];
+      ({ lr, template } = sel);
+      info.prompt_search = sel.results.map((r) => ({ lr: r.lr, template: r.template, f1: r.f1, em: r.em }));
+      info.notes = sampleNote(what.filter(Boolean).join(" and "), sel, val);
     }
   }
-  const method = await createFinetuneMethod(kind, ctx, load, { ...options, lr });
-  return { method, info: { lr, ...info } };
+  const method = await createFinetuneMethod(kind, { ...ctx, promptTemplate: template }, load, { ...options, lr });
+  return { method, info: { lr, prompt_template: template, ...info } };
 }

@@ -5,6 +5,7 @@ import { loadCausalLM } from "../../models/load.js";
 import type { StreamDoc, StreamQuestion } from "../stream.js";
 import { answerPrompts } from "./answer.js";
 import { Bm25Retriever } from "./retrieval.js";
+import { OracleContextMethod } from "./oracle.js";
 import { RetrievalMethod, createRetrievalMethod } from "./retrieve.js";
 import type { MethodContext } from "./types.js";
 
@@ -74,5 +75,33 @@ describe("bm25 method (tiny GPT-2)", () => {
     await expect(createRetrievalMethod("dense", ctx, { retriever: new Bm25Retriever() })).rejects.toThrow(
       /a bm25 retriever given for dense/,
     );
+  });
+});
+
+describe("oracle_context method (tiny GPT-2)", () => {
+  it("answers each question after its own document, whatever a retriever would rank first", async () => {
+    const m = new OracleContextMethod(ctx, { maxContextTokens: 12 });
+    // A question that shares its words with another document: BM25 ranks that one first, the oracle never does.
+    const misleading: StreamQuestion = { id: "q3", docId: "d0", question: "qu eats in mi?", answers: ["mi"] };
+    expect(m.prompts([misleading])).toEqual(["qu eats in mi?"]); // nothing adapted yet: the bare question
+    await m.adapt(DOCS.slice(0, 2));
+    expect(m.prompts([misleading, QUESTIONS[2]!])).toEqual(["zo is in mi.\n\nqu eats in mi?", "when lu born?"]);
+    await m.adapt(DOCS);
+    const prompts = m.prompts(QUESTIONS);
+    // Each document cut to 12 tokens (characters here), as the retrieval methods cut theirs.
+    expect(prompts).toEqual([
+      "qu eats ry.\n\nqu eats what?",
+      "zo is in mi.\n\nwhere is zo?",
+      "lu born 1843\n\nwhen lu born?",
+    ]);
+    const bm25 = await createRetrievalMethod("bm25", ctx, { maxContextTokens: 12 });
+    await bm25.adapt(DOCS);
+    expect(bm25.retrieve([misleading])[0]!.map((d) => d.id)).toEqual(["d1"]);
+    expect(m.prompts([misleading])).toEqual(["zo is in mi.\n\nqu eats in mi?"]);
+    bm25.dispose();
+    expect(await m.answer(QUESTIONS)).toEqual(await answerPrompts(ctx, prompts));
+    m.dispose();
+    expect(() => m.prompts(QUESTIONS)).toThrow(/oracle_context: prompts after dispose/);
+    expect(() => new OracleContextMethod(ctx, { maxContextTokens: 0 })).toThrow(/maxContextTokens/);
   });
 });

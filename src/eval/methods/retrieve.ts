@@ -10,7 +10,7 @@
  */
 import { MacLmError } from "../../errors.js";
 import type { StreamDoc, StreamQuestion } from "../stream.js";
-import { answerPrompts, qaPrompt } from "./answer.js";
+import { answerPrompts, cutToTokens, qaPrompt } from "./answer.js";
 import { type CreateRetrieverOptions, type Retriever, type RetrieverKind, createRetriever } from "./retrieval.js";
 import type { MethodContext, ProgressFn, QaMethod } from "./types.js";
 
@@ -69,7 +69,7 @@ export class RetrievalMethod implements QaMethod {
       qaPrompt(
         this.ctx,
         q.question,
-        found[i]!.map((d) => this.#cut(d.text)),
+        found[i]!.map((d) => cutToTokens(this.ctx, d.text, this.maxContextTokens)),
       ),
     );
   }
@@ -80,13 +80,6 @@ export class RetrievalMethod implements QaMethod {
 
   dispose(): void {
     this.retriever.dispose();
-  }
-
-  #cut(text: string): string {
-    if (this.maxContextTokens === undefined) return text;
-    const ids = this.ctx.tokenizer.encode(text, { addSpecialTokens: false });
-    if (ids.length <= this.maxContextTokens) return text;
-    return this.ctx.tokenizer.decode(ids.slice(0, this.maxContextTokens), { skipSpecialTokens: true });
   }
 }
 

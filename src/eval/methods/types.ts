@@ -9,14 +9,29 @@ import type { Tokenizer } from "../../tokenizers/index.js";
 import type { StreamDoc, StreamQuestion } from "../stream.js";
 
 export type MethodName =
-  "none" | "mac" | "mac_hierarchical" | "uniform" | "salient_spans" | "camels" | "bm25" | "dense" | "bm25_mac";
+  | "none"
+  | "mac"
+  | "mac_hierarchical"
+  | "uniform"
+  | "salient_spans"
+  | "camels"
+  | "bm25"
+  | "dense"
+  | "oracle_context"
+  | "bm25_mac";
 
 /** What methods share: the frozen base LM, its tokenizer and how answers are decoded. */
+/** The prompt templates of the methods that prompt the base LM (answer.ts qaPrompt lays them out). */
+export const PROMPT_TEMPLATES = ["plain", "chat"] as const;
+export type PromptTemplate = (typeof PROMPT_TEMPLATES)[number];
+
 export interface MethodContext {
   base: CausalLM;
   tokenizer: Tokenizer;
   /** How a question is put to the base LM: "{question}" is replaced (MAC's configured qaTemplate). */
   qaTemplate: string;
+  /** How prompts are laid out (answer.ts qaPrompt): "plain" (default: qaTemplate after the context) or "chat". */
+  promptTemplate?: PromptTemplate;
   /** Greedy by default; MAC_DECODING for the paper's diverse beam search. eosTokenId is the tokenizer's. */
   decoding: GenerateOptions;
   /** Questions answered per batch where a method can batch. */

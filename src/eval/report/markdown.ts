@@ -1,9 +1,11 @@
 /**
  * report.md of `mac-lm eval`: the papers' tables from results.json. Table 1 (online adaptation: the base LM, the
- * fine-tuning baselines and MAC) with each method's costs, Table 2 (retrieval with and without MAC), knowledge
- * retention, MAC's aggregation cost vs bank size, the command to reproduce, the run's metadata and notes.
+ * fine-tuning baselines and MAC) with each method's costs, Table 2 (retrieval with and without MAC), the memory
+ * ablation (does the memory carry the documents' content?), knowledge retention, MAC's aggregation cost vs bank
+ * size, the command to reproduce, the run's metadata and notes.
  * Scores are percent with 2 decimals, as the papers print them; the best score of a column is bold.
  */
+import { PROMPT_TEMPLATES } from "../methods/types.js";
 import { METHOD_LABELS, METHOD_NAMES, isOk, type MethodOkResult, type Results, type ResultMethod } from "./results.js";
 
 export const TABLE1_METHODS: readonly ResultMethod[] = [
@@ -14,7 +16,7 @@ export const TABLE1_METHODS: readonly ResultMethod[] = [
   "mac",
   "mac_hierarchical",
 ];
-export const TABLE2_METHODS: readonly ResultMethod[] = ["bm25", "dense", "bm25_mac"];
+export const TABLE2_METHODS: readonly ResultMethod[] = ["bm25", "dense", "oracle_context", "bm25_mac"];
 
 /** 2 decimals, never "-0.00". */
 export const fmt2 = (x: number): string => (Math.abs(x) < 0.005 ? 0 : x).toFixed(2);
@@ -140,6 +142,116 @@ function costTable(results: Results): string {
   return s;
 }
 
+/** The methods that answer with the prompt MAC was trained with (never chosen on validation). */
+const MAC_PROMPTED: readonly ResultMethod[] = ["mac", "mac_hierarchical", "bm25_mac"];
+
+/** Which prompt template each method used and the validation F1 that chose it. */
+function promptSection(results: Results): string {
+  const rows: string[][] = [];
+  const grids: string[] = [];
+  for (const m of METHOD_NAMES) {
+    const r = results.methods[m];
+    if (!isOk(r)) continue;
+    if (MAC_PROMPTED.includes(m)) {
+      rows.push([METHOD_LABELS[m], "plain", ...PROMPT_TEMPLATES.map(() => DASH), "MAC's trained template"]);
+      continue;
+    }
+    if (r.prompt_template === undefined) {
+      rows.push([METHOD_LABELS[m], "plain", ...PROMPT_TEMPLATES.map(() => DASH), "not chosen on validation"]);
+      continue;
+    }
+    const search = r.prompt_search ?? [];
+    const byLr = search.some((s) => s.lr !== undefined);
+    const shown = byLr ? search.filter((s) => s.lr === r.lr) : search;
+    const f1Of = (t: string): string => {
+      const s = shown.find((x) => x.template === t);
+      return s === undefined ? DASH : t === r.prompt_template ? `**${fmt2(s.f1)}**` : fmt2(s.f1);
+    };
+    const remark =
+      search.length === 0
+        ? "fixed, not chosen on validation"
+        : byLr && r.lr !== undefined
+          ? `at the chosen learning rate ${fmtLr(r.lr)}`
+          : "";
+    rows.push([METHOD_LABELS[m], r.prompt_template, ...PROMPT_TEMPLATES.map(f1Of), remark]);
+    if (byLr)
+      grids.push(
+        `- ${METHOD_LABELS[m]}: ` +
+          search.map((s) => `${s.lr !== undefined ? fmtLr(s.lr) : DASH} ${s.template} ${fmt2(s.f1)}`).join(", "),
+      );
+  }
+  if (rows.length === 0) return "No method ran.";
+  const qa = results.meta.config.qaTemplate;
+  const parts = [
+    "Every method that prompts the base LM answers with the template that had the best F1 on the validation " +
+      "documents (never the test stream): **plain**, the context documents (if any) then MAC's template " +
+      (typeof qa === "string" ? `${JSON.stringify(qa)} ` : "") +
+      "(what MAC was trained with), or **chat**, SmolLM2's chat template (a system turn asking for a short answer, " +
+      "a user turn with the context and the question, then the assistant's turn). MAC methods keep the template " +
+      "they were trained with.",
+    table(["Method", "Template", ...PROMPT_TEMPLATES.map((t) => `validation F1: ${t}`), "Remark"], rows, [
+      "l",
+      "l",
+      ...PROMPT_TEMPLATES.map(() => "r" as const),
+      "l",
+    ]),
+  ];
+  if (grids.length)
+    parts.push(
+      "Fine-tuning chooses its learning rate and template together, on the same adapted states (lr template F1):\n\n" +
+        grids.join("\n"),
+    );
+  return parts.join("\n\n");
+}
+
+const ABLATION_ROWS = [
+  ["none", "no memory"],
+  ["own_alone", "the question's own document alone"],
+  ["own_among_k", "its own document among K − 1 others (as MAC is used)"],
+  ["unrelated_k", "K unrelated documents"],
+  ["in_context", "no memory; the document in the LM's context (the ceiling)"],
+] as const;
+
+/** The memory ablation: losses and scores per condition, the content gap and MAC's share of the in-context F1. */
+function ablationSection(results: Results): string {
+  const a = results.memory_ablation;
+  const f = results.memory_ablation_f1;
+  if (!a) return "Not measured (no MAC method, or --ablation-questions 0).";
+  const rows = ABLATION_ROWS.map(([c, what]) => [
+    `\`${c}\``,
+    what,
+    a[c].toFixed(4),
+    f ? fmt2(f[c].em) : DASH,
+    f ? fmt2(f[c].f1) : DASH,
+  ]);
+  const parts = [
+    `MAC's answers to ${fmtInt(a.questions)} questions sampled from the stream, with K = ${a.k} documents in the ` +
+      "memories (distractors from the stream's documents): the answer loss (nats per answer token, on the shortest " +
+      "reference as MAC trains) and the EM/F1 of the answers, decoded as the methods decode, with MAC's prompt " +
+      "template in every condition (in_context: the document's tokens, then that prompt, as the distillation " +
+      "teacher reads them; the oracle-context method is the same LM and paragraph with its validated prompt).",
+    table(["Condition", "Memory", "Answer loss (nats/token)", "EM", "F1"], rows, ["l", "l", "r", "r", "r"]),
+    `**Content gap** (unrelated_k − own_among_k): **${a.content_gap.toFixed(4)} nats** per answer token. ` +
+      "A memory that carries the documents' content lowers the loss of the own document's questions; one that only " +
+      "learned an answer format gives a gap near 0.",
+  ];
+  if (f)
+    parts.push(
+      `**MAC F1 as % of in-context F1** (own_among_k / in_context, the same questions): ` +
+        (f.share_of_in_context === null ? "n/a (the in-context F1 is 0)" : `**${fmt2(f.share_of_in_context)} %**`) +
+        ".",
+    );
+  const mac = results.methods.mac;
+  const oracle = results.methods.oracle_context;
+  if (mac && oracle && isOk(mac) && isOk(oracle))
+    parts.push(
+      `On the whole stream: MAC F1 ${fmt2(mac.f1)} / oracle-context F1 ${fmt2(oracle.f1)} = ` +
+        (oracle.f1 > 0 ? `${fmt2((100 * mac.f1) / oracle.f1)} %` : "n/a") +
+        " (each method with its own prompt).",
+    );
+  return parts.join("\n\n");
+}
+
 function duration(a: string, b: string): string {
   const s = Math.max(0, (Date.parse(b) - Date.parse(a)) / 1000);
   const h = Math.floor(s / 3600);
@@ -250,6 +362,10 @@ export function renderMarkdown(results: Results, opts: MarkdownOptions = {}): st
     methodTable(TABLE1_METHODS, results),
     "## Table 2: retrieval augmentation",
     methodTable(TABLE2_METHODS, results),
+    "## Prompts",
+    promptSection(results),
+    "## Memory ablation: does the memory carry the documents' content?",
+    ablationSection(results),
     "## Knowledge retention",
   ];
   const ret = retentionTable(results);

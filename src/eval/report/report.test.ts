@@ -37,13 +37,28 @@ function example(): ResultsInput {
     n_docs: 1200,
     n_questions: 3000,
     methods: {
-      none: ok(1.5, 3.8, { adapt_ms_per_doc: 0, peak_rss_mb: 401.5 }),
+      none: ok(1.5, 3.8, {
+        adapt_ms_per_doc: 0,
+        peak_rss_mb: 401.5,
+        prompt_template: "chat",
+        prompt_search: [
+          { template: "plain", f1: 2, em: 1 },
+          { template: "chat", f1: 3.5, em: 2 },
+        ],
+      }),
       uniform: ok(4.25, 9.1, {
         adapt_ms_per_doc: 2345.678,
         lr: 3e-5,
         lr_search: [
           { lr: 1e-5, f1: 8 },
           { lr: 3e-5, f1: 9.5 },
+        ],
+        prompt_template: "plain",
+        prompt_search: [
+          { lr: 1e-5, template: "plain", f1: 8 },
+          { lr: 1e-5, template: "chat", f1: 8.5 },
+          { lr: 3e-5, template: "plain", f1: 9.5 },
+          { lr: 3e-5, template: "chat", f1: 7 },
         ],
       }),
       salient_spans: ok(5.0, 10.2),
@@ -55,8 +70,9 @@ function example(): ResultsInput {
         n: 3000,
         retention_f1_start: null,
       }),
-      bm25: ok(12.0, 18.5, { retrieved_k: 1, adapt_ms_per_doc: 0.42 }),
+      bm25: ok(12.0, 18.5, { retrieved_k: 1, adapt_ms_per_doc: 0.42, prompt_template: "plain" }),
       dense: ok(11.0, 17.25, { retrieved_k: 1 }),
+      oracle_context: ok(13.0, 20.5, { retrieved_k: 1 }),
       bm25_mac: ok(14.5, 21.75, { retrieved_k: 1, answer_ms: 97.125 }),
     },
     retention: {
@@ -86,6 +102,27 @@ function example(): ResultsInput {
       ],
     },
     retention_f1: { mac: [[0, 10.4]] },
+    memory_ablation: {
+      k: 8,
+      questions: 128,
+      none: 3.1,
+      own_alone: 2.2,
+      own_among_k: 2.4,
+      unrelated_k: 3.5,
+      in_context: 1.2,
+      content_gap: 1.1,
+    },
+    memory_ablation_f1: {
+      none: { em: 1, f1: 3 },
+      own_alone: { em: 9, f1: 14 },
+      own_among_k: { em: 8, f1: 12.5 },
+      unrelated_k: { em: 2, f1: 4 },
+      in_context: { em: 30, f1: 41 },
+      share_of_in_context: (100 * 12.5) / 41,
+      predictions: "predictions/ablation.jsonl",
+      seconds: 600,
+      peak_rss_mb: 1500,
+    },
     retention_setup: { initial_docs: 200, n_questions: 150 },
     aggregation_cost: {
       group_size: 16,
@@ -118,7 +155,7 @@ function example(): ResultsInput {
       base_model: "smollm2-135m-instruct",
       checkpoint: "checkpoints/mac-default",
       checkpoint_step: 450,
-      config: { numSlots: 8, base: "smollm2-135m-instruct" },
+      config: { numSlots: 8, base: "smollm2-135m-instruct", qaTemplate: "Question: {question}\nAnswer:" },
       decoding: "greedy",
       machine: { platform: "linux", arch: "x64", cpus: 2, cpu_model: "Test CPU", mem_gb: 15.6, node: "v20.20.2" },
       data: { file: "../shared/data/squad/squad-dev-open.json", format: "squad", split: "test" },
@@ -222,6 +259,21 @@ describe("results schema", () => {
     ["a bad commit", (r: Loose) => (r.meta.git_commit = "HEAD"), /meta\.git_commit: must be a git commit hash/],
     ["a bad date", (r: Loose) => (r.meta.started_at = "yesterday"), /meta\.started_at: /],
     ["a missing n_docs", (r: Loose) => delete r.n_docs, /results\.json: n_docs: /],
+    [
+      "a content gap that is not unrelated_k − own_among_k",
+      (r: Loose) => (r.memory_ablation.content_gap = 2),
+      /memory_ablation\.content_gap: must be unrelated_k − own_among_k/,
+    ],
+    [
+      "an ablation without a condition",
+      (r: Loose) => delete r.memory_ablation.in_context,
+      /memory_ablation\.in_context: /,
+    ],
+    [
+      "an ablation F1 above 100",
+      (r: Loose) => (r.memory_ablation_f1.own_alone.f1 = 140),
+      /memory_ablation_f1\.own_alone\.f1: Too big/,
+    ],
   ])("rejects %s, naming the field", (_what, edit, message) => {
     expect(badField(mutated(edit))).toMatch(message);
   });
@@ -255,8 +307,8 @@ describe("results schema", () => {
 
 describe("markdown report", () => {
   const md = renderMarkdown(parseResults(example()), { plots: { retention: "retention.svg", cost: "cost.svg" } });
-  const rowOf = (label: string): string[] => {
-    const line = md.split("\n").find((l) => l.startsWith(`| ${label} |`));
+  const rowOf = (label: string, text = md): string[] => {
+    const line = text.split("\n").find((l) => l.startsWith(`| ${label} |`));
     if (!line) throw new Error(`no row "${label}" in\n${md}`);
     return line
       .slice(2, -2)
@@ -306,6 +358,47 @@ describe("markdown report", () => {
     expect(rowOf("BM25 + MAC").slice(0, 3)).toEqual(["BM25 + MAC", "**14.50**", "**21.75**"]);
     expect(rowOf("BM25 + MAC")[7]).toBe("97.13");
     expect(t2).not.toContain("Uniform");
+  });
+
+  it("has Table 2 with the oracle context as the retrievers' ceiling", () => {
+    expect(section("Table 2: retrieval augmentation")).toContain("| Oracle context (own paragraph) | 13.00 | 20.50 |");
+  });
+
+  it("has the prompts: each method's template and the validation F1 that chose it", () => {
+    const p = section("Prompts");
+    expect(p).toContain('then MAC\'s template "Question: {question}\\nAnswer:"');
+    expect(p).toContain("| Method | Template | validation F1: plain | validation F1: chat | Remark |");
+    expect(rowOf("Base LM (no adaptation)", p)).toEqual(["Base LM (no adaptation)", "chat", "2.00", "**3.50**", ""]);
+    expect(rowOf("Uniform", p)).toEqual(["Uniform", "plain", "**9.50**", "7.00", "at the chosen learning rate 3e-5"]);
+    expect(rowOf("Salient Spans", p)).toEqual(["Salient Spans", "plain", "—", "—", "not chosen on validation"]);
+    expect(rowOf("BM25", p)).toEqual(["BM25", "plain", "—", "—", "fixed, not chosen on validation"]);
+    expect(rowOf("BM25 + MAC", p)).toEqual(["BM25 + MAC", "plain", "—", "—", "MAC's trained template"]);
+    expect(p).toContain("- Uniform: 1e-5 plain 8.00, 1e-5 chat 8.50, 3e-5 plain 9.50, 3e-5 chat 7.00");
+  });
+
+  it("has the memory ablation: losses and scores per condition, the content gap, the share of in-context F1", () => {
+    const a = section("Memory ablation: does the memory carry the documents' content?");
+    expect(a).toContain("MAC's answers to 128 questions sampled from the stream, with K = 8 documents");
+    expect(a).toContain("| Condition | Memory | Answer loss (nats/token) | EM | F1 |");
+    expect(rowOf("`own_among_k`")).toEqual([
+      "`own_among_k`",
+      "its own document among K − 1 others (as MAC is used)",
+      "2.4000",
+      "8.00",
+      "12.50",
+    ]);
+    expect(rowOf("`in_context`").slice(2)).toEqual(["1.2000", "30.00", "41.00"]);
+    expect(a).toContain("**Content gap** (unrelated_k − own_among_k): **1.1000 nats** per answer token.");
+    expect(a).toContain(
+      "**MAC F1 as % of in-context F1** (own_among_k / in_context, the same questions): **30.49 %**.",
+    );
+    expect(a).toContain("On the whole stream: MAC F1 10.44 / oracle-context F1 20.50 = 50.95 %");
+    const none = renderMarkdown(
+      parseResults({ ...example(), memory_ablation: undefined, memory_ablation_f1: undefined }),
+    );
+    expect(none).toContain(
+      "## Memory ablation: does the memory carry the documents' content?\n\nNot measured (no MAC method, or --ablation-questions 0).",
+    );
   });
 
   it("has the retention table, the cost table and the plots", () => {

@@ -7,13 +7,17 @@
  * default when status is omitted) or status "not_run" with the reason (e.g. CaMeLS infeasible on a CPU). The
  * retention curves give, per method, [extra_docs, f1_share] points: the share (percent) of the F1 on the first
  * documents' questions that is kept after adapting to extra_docs further documents (null when the initial F1 was 0).
- * aggregation_cost gives MAC's aggregation time and memory per bank size, full vs hierarchical.
+ * aggregation_cost gives MAC's aggregation time and memory per bank size, full vs hierarchical. memory_ablation gives
+ * MAC's mean answer loss (nats per answer token) on a sample of the stream's questions with no memory, the own
+ * document alone, the own document among K − 1 others, K unrelated documents, and the document in the LM's context
+ * instead of a memory (src/mac/ablation.ts), and the content gap unrelated_k − own_among_k; memory_ablation_f1 the
+ * EM/F1 of the answers under the same conditions.
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { z } from "zod";
 import { MacLmError } from "../../errors.js";
-import type { MethodName } from "../methods/types.js";
+import { type MethodName, PROMPT_TEMPLATES } from "../methods/types.js";
 
 /** The benchmark's methods, in the order the report lists them. */
 export const METHOD_NAMES = [
@@ -25,6 +29,7 @@ export const METHOD_NAMES = [
   "mac_hierarchical",
   "bm25",
   "dense",
+  "oracle_context",
   "bm25_mac",
 ] as const;
 export type ResultMethod = (typeof METHOD_NAMES)[number];
@@ -42,6 +47,7 @@ export const METHOD_LABELS: Record<ResultMethod, string> = {
   mac_hierarchical: "MAC (hierarchical)",
   bm25: "BM25",
   dense: "Dense retrieval",
+  oracle_context: "Oracle context (own paragraph)",
   bm25_mac: "BM25 + MAC",
 };
 
@@ -78,6 +84,21 @@ const MethodOk = z.strictObject({
   /** Fine-tuning baselines: the learning rate used, and the validation search that chose it. */
   lr: z.number().positive().optional(),
   lr_search: z.array(z.strictObject({ lr: z.number().positive(), f1: Percent })).optional(),
+  /**
+   * Methods that prompt the base LM: the prompt template used, and the validation F1 of every candidate that chose
+   * it (fine-tuning: every learning rate × template).
+   */
+  prompt_template: z.enum(PROMPT_TEMPLATES).optional(),
+  prompt_search: z
+    .array(
+      z.strictObject({
+        template: z.enum(PROMPT_TEMPLATES),
+        f1: Percent,
+        em: Percent.optional(),
+        lr: z.number().positive().optional(),
+      }),
+    )
+    .optional(),
   epochs: Count.optional(),
   /** Retrieval: documents put into the context, and the context's token budget. */
   retrieved_k: z.number().int().positive().optional(),
@@ -168,6 +189,46 @@ const CostOk = z.strictObject({
 const CostNotRun = z.strictObject({ status: z.literal("not_run"), reason: Reason });
 const AggregationCostSchema = z.preprocess(withDefaultStatus, z.discriminatedUnion("status", [CostOk, CostNotRun]));
 
+/** Nats per answer token. */
+const Nats = z.number().nonnegative();
+
+const MemoryAblationSchema = z
+  .strictObject({
+    /** Documents in the own_among_k and unrelated_k memories. */
+    k: z.number().int().positive(),
+    questions: z.number().int().positive(),
+    none: Nats,
+    own_alone: Nats,
+    own_among_k: Nats,
+    unrelated_k: Nats,
+    in_context: Nats,
+    /** unrelated_k − own_among_k (negative when the own document's entry hurts). */
+    content_gap: z.number(),
+  })
+  .superRefine((a, ctx) => {
+    if (Math.abs(a.content_gap - (a.unrelated_k - a.own_among_k)) > 2e-4)
+      ctx.addIssue({
+        code: "custom",
+        path: ["content_gap"],
+        message: `must be unrelated_k − own_among_k = ${a.unrelated_k - a.own_among_k}, got ${a.content_gap}`,
+      });
+  });
+
+const ConditionScores = z.strictObject({ em: Percent, f1: Percent });
+const MemoryAblationF1Schema = z.strictObject({
+  none: ConditionScores,
+  own_alone: ConditionScores,
+  own_among_k: ConditionScores,
+  unrelated_k: ConditionScores,
+  in_context: ConditionScores,
+  /** 100 · F1(own_among_k) / F1(in_context): MAC's F1 as a share of the in-context ceiling's (null if that is 0). */
+  share_of_in_context: NonNeg.nullable(),
+  /** Per-question answers and losses (relative to the output folder). */
+  predictions: z.string().optional(),
+  seconds: NonNeg.optional(),
+  peak_rss_mb: z.number().positive().optional(),
+});
+
 const Json = z.record(z.string(), z.unknown());
 
 const MetaSchema = z.strictObject({
@@ -227,6 +288,8 @@ export const ResultsSchema = z.strictObject({
     .strictObject({ initial_docs: z.number().int().positive(), n_questions: z.number().int().positive() })
     .optional(),
   aggregation_cost: AggregationCostSchema,
+  memory_ablation: MemoryAblationSchema.optional(),
+  memory_ablation_f1: MemoryAblationF1Schema.optional(),
   meta: MetaSchema,
   /** Run-wide remarks for the report. */
   notes: z.array(z.string()).optional(),
@@ -238,6 +301,8 @@ export type MethodOkResult = z.output<typeof MethodOk>;
 export type CostResult = z.output<typeof CostOk> | z.output<typeof CostNotRun>;
 export type CostPointResult = z.output<typeof CostPointOk> | z.output<typeof CostPointNotRun>;
 export type Meta = z.output<typeof MetaSchema>;
+export type MemoryAblationResult = z.output<typeof MemoryAblationSchema>;
+export type MemoryAblationF1Result = z.output<typeof MemoryAblationF1Schema>;
 
 /** What a writer may pass: status may be omitted where there are numbers, schema_version is filled in. */
 type Optional<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
