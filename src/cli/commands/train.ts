@@ -54,6 +54,7 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
   let started = false;
   const t0 = performance.now();
   let first = 0;
+  let lastStep = 0;
   try {
     const r = await runTraining({
       config,
@@ -87,6 +88,7 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
           io.stderr.write(`resumed from ${ev.path} (step ${ev.step})\n`);
           first = ev.step;
         } else if (ev.kind === "step") {
+          lastStep = ev.step;
           const rate = ((performance.now() - t0) / 1000 / Math.max(1, ev.step - first)).toFixed(2);
           if (bar) {
             if (!started) bar.start(ev.steps, ev.step - 1, { loss: "-", rate: "-" });
@@ -119,6 +121,13 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
     });
     bar?.stop();
     io.stdout.write(`trained to step ${r.step}; run folder ${o.out}\n`);
+  } catch (e) {
+    // Once steps have run, the folder holds checkpoints: say how to go on rather than leave the user guessing.
+    if (lastStep > 0 && e instanceof Error)
+      e.message +=
+        `\n${o.out} is resumable (last step reached: ${lastStep}; checkpoints every ${o.checkpointEvery} steps): ` +
+        `fix the cause and rerun the same command to continue from its newest checkpoint, or give another --out to start over`;
+    throw e;
   } finally {
     bar?.stop();
     process.removeListener("SIGINT", onSignal);
