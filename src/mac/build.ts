@@ -130,7 +130,7 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
       ? new SoftPromptModulation(base.model, d, {
           rng: new Rng(rng.u32()),
           numTokens: T,
-          gain: 0.1 * embeddingRms(base.model),
+          gain: m.softGain * embeddingRms(base.model),
           base: neutralEmbeddings(base.model, base.tokenizer, T),
         })
       : createModulation(
