@@ -153,6 +153,15 @@ function defineCommands(program: Command, io: CliIO): void {
       parseFloatArg("--distill"),
       0,
     )
+    .addOption(
+      new Option(
+        "--objective <o>",
+        "qa: answer loss (+ --distill); reconstruct: the self-supervised stage, each document reproduced from its own memory",
+      )
+        .choices(["qa", "reconstruct"])
+        .default("qa"),
+    )
+    .option("--text-tokens <n>", "reconstruct: tokens of each document reproduced", parseIntArg("--text-tokens", 2), 64)
     .option(
       "--group-by-document",
       "visit each document's questions together (with --memory-per-question 1: each document is read once for all its questions)",

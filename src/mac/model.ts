@@ -32,7 +32,7 @@ import { aggregateFull, aggregateHierarchical, type MemorySource } from "./aggre
 import type { Amortizer } from "./amortize/amortizer.js";
 import { encodeTexts } from "./amortize/text-batch.js";
 import type { ModulationGenerator } from "./modulation/index.js";
-import { type QaBatch, qaBatch } from "./qa-batch.js";
+import { IGNORE_INDEX, type QaBatch, qaBatch } from "./qa-batch.js";
 import { type TeacherTargets, distillLoss } from "./train/distill.js";
 
 export interface MacParts {
@@ -53,6 +53,9 @@ export interface QaExample {
   question: string;
   answer: string;
 }
+
+/** What the self-supervised stage asks of the memory (the question encoder reads it in place of a question). */
+export const RECONSTRUCT_INSTRUCTION = "Repeat the text you read.";
 
 export class MacModel extends Module {
   amortizer: Amortizer;
@@ -205,6 +208,47 @@ export class MacModel extends Module {
     const P = modulation?.prefix?.[0]?.k.dim(1) ?? 0;
     const attentionMask = P > 0 ? prefixMask(batch.mask, P) : batch.mask;
     return { logits: this.#base.forward({ ids: batch.ids, attentionMask, modulation }), batch };
+  }
+
+  /**
+   * The self-supervised objective: the base LM's next-token loss on the first `maxTokens` tokens of each text, with
+   * φ* from a memory of one document per text (`memory[i]`, default the text itself) queried by `instruction`, or
+   * with no memory (`memory: null`). Reproducing a document from its own memory entry rewards carrying its content
+   * on every token, where an answer rewards it on a few; the gain of the own document over an unrelated one is the
+   * gate before question answering (MAC's code logs it as text_gain_from_base).
+   */
+  textLoss(
+    texts: readonly string[],
+    opts: { memory?: readonly string[] | null; instruction?: string; maxTokens?: number } = {},
+  ): Tensor {
+    const maxTokens = opts.maxTokens ?? 64;
+    const tok = this.#baseTokenizer;
+    const rows = texts.map((t) => tok.encode(t.trim(), { addSpecialTokens: false }).slice(0, maxTokens));
+    const L = Math.max(2, ...rows.map((r) => r.length));
+    const B = rows.length;
+    const ids = Tensor.full([B, L], tok.padId ?? tok.eosId ?? 0, "int32");
+    const mask = Tensor.zeros([B, L]);
+    const targets = Tensor.full([B, L], IGNORE_INDEX, "int32");
+    rows.forEach((r, b) => {
+      r.forEach((t, j) => {
+        ids.data[b * L + j] = t;
+        mask.data[b * L + j] = 1;
+        if (j > 0) targets.data[b * L + j - 1] = t;
+      });
+    });
+    let modulation: Modulation | undefined;
+    if (opts.memory !== null) {
+      const docs = opts.memory ?? texts;
+      if (docs.length !== B)
+        throw new MacLmError("MACLM_BAD_ARGUMENT", `MacModel.textLoss: ${docs.length} memories for ${B} texts`);
+      const entries = this.amortize(docs); // (B, T, d)
+      const memory = reshape(entries, [B, 1, entries.dim(1), entries.dim(2)]); // one entry per text
+      const q0 = this.encodeQuestions(texts.map(() => opts.instruction ?? RECONSTRUCT_INSTRUCTION)); // (B, T, d)
+      modulation = this.modulate(q0, memory);
+    }
+    const P = modulation?.prefix?.[0]?.k.dim(1) ?? 0;
+    const logits = this.#base.forward({ ids, attentionMask: P > 0 ? prefixMask(mask, P) : mask, modulation });
+    return crossEntropy(reshape(logits, [-1, logits.dim(2)]), targets.reshapeView([-1]));
   }
 
   /** Token-averaged answer cross-entropy of the base LM under a modulation (or none). */

@@ -25,6 +25,8 @@ export interface TrainCommandOptions {
   distill: number;
   distillTopK: number;
   groupByDocument?: boolean;
+  objective: "qa" | "reconstruct";
+  textTokens: number;
   checkpointEvery: number;
   valArticles: number;
   testArticles: number;
@@ -78,6 +80,8 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
         distillWeight: o.distill,
         distillTopK: o.distillTopK,
         groupByDocument: o.groupByDocument ?? false,
+        objective: o.objective,
+        textTokens: o.textTokens,
         checkpointEvery: o.checkpointEvery,
       },
       trainData: o.trainData,
@@ -112,6 +116,9 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
             (s ? ` EM ${s.em.toFixed(2)} F1 ${s.f1.toFixed(2)} (n=${s.n})` : "") +
             (a
               ? ` | answer loss: none ${a.none} alone ${a.own_alone} own/${a.k} ${a.own_among_k} unrelated/${a.k} ${a.unrelated_k} in-context ${a.in_context}; content gap ${a.content_gap} (n=${a.questions})`
+              : "") +
+            (ev.text
+              ? ` | text loss (${ev.text.docs} docs): none ${ev.text.none} own ${ev.text.own} unrelated ${ev.text.unrelated}; gain ${ev.text.gain}`
               : "");
           if (bar) bar.stop();
           io.stderr.write(line + "\n");

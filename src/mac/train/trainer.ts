@@ -84,6 +84,24 @@ export interface TrainOptions {
    * Not for distractor stages: a batch's other rows would often be the same document.
    */
   groupByDocument?: boolean;
+  /**
+   * "qa" (default): the answer loss (+ distillation). "reconstruct": the self-supervised stage — each document of
+   * the micro-batch is reproduced (its first textTokens tokens) from a memory of itself (MacModel.textLoss); its
+   * validation reports the text loss with the own document, an unrelated one and none.
+   */
+  objective?: "qa" | "reconstruct";
+  /** Tokens of each document reproduced in the reconstruct stage (default 64). */
+  textTokens?: number;
+}
+
+/** Validation of the reconstruct stage: text loss (nats/token) with the own document's memory, another's, none. */
+export interface TextAblation {
+  docs: number;
+  none: number;
+  own: number;
+  unrelated: number;
+  /** unrelated − own: what the memory carries of its own document. */
+  gain: number;
 }
 
 export type TrainEvent =
@@ -107,6 +125,7 @@ export type TrainEvent =
       scores?: QaScores;
       noMemory?: QaScores;
       ablation?: MemoryAblation;
+      text?: TextAblation;
     }
   | { kind: "checkpoint"; step: number; path: string }
   | { kind: "resume"; step: number; path: string };
@@ -155,6 +174,8 @@ export class MacTrainer {
       ablationQuestions: 0,
       ablationK: 8,
       groupByDocument: false,
+      objective: "qa",
+      textTokens: 64,
       ...opts,
     };
     this.#teacher =
@@ -240,6 +261,18 @@ export class MacTrainer {
       let acc: ReturnType<typeof grad> | null = null;
       for (let a = 0; a < gradAccum; a++) {
         const rows = this.rows(K);
+        if (this.o.objective === "reconstruct") {
+          const docs = [...new Set(rows.map((r) => r.document))];
+          acc = accumulateGrads(
+            acc,
+            scope(() => {
+              const loss = this.model.textLoss(docs, { maxTokens: this.o.textTokens });
+              lossSum += loss.item();
+              return grad(loss, params);
+            }),
+          );
+          continue;
+        }
         const qa = rows.slice(0, keep).map((r) => ({ question: r.question, answer: trainingAnswer(r.answers) }));
         const teacher = this.#teacher?.fetch(
           qa.map((e, i) => ({ ...e, document: rows[i]!.document })),
@@ -285,6 +318,33 @@ export class MacTrainer {
     return this.#teacher
       ? { loss: lossSum / gradAccum, nll: nllSum / gradAccum, kl: klSum / gradAccum, gradNorm }
       : { loss: lossSum / gradAccum, gradNorm };
+  }
+
+  /** The reconstruct stage's validation on up to 32 validation documents (each one's "unrelated" is the next one). */
+  textAblation(): TextAblation {
+    const m = this.model;
+    const docs = [...new Set(this.val.map((e) => e.document))];
+    const n = Math.min(32, docs.length);
+    const sample = Array.from({ length: n }, (_, i) => docs[Math.floor((i * docs.length) / n)]!);
+    const other = sample.map((_, i) => sample[(i + 1) % n]!);
+    m.eval();
+    const mean = (memory: readonly string[] | null): number =>
+      noGrad(() => {
+        let s = 0;
+        for (let i = 0; i < n; i += 8)
+          s +=
+            scope(() =>
+              m
+                .textLoss(sample.slice(i, i + 8), {
+                  memory: memory && memory.slice(i, i + 8),
+                  maxTokens: this.o.textTokens,
+                })
+                .item(),
+            ) * Math.min(8, n - i);
+        return Math.round((s / n) * 1e4) / 1e4;
+      });
+    const r = { docs: n, none: mean(null), own: mean(sample), unrelated: mean(other) };
+    return { ...r, gain: Math.round((r.unrelated - r.own) * 1e4) / 1e4 };
   }
 
   /**
@@ -375,13 +435,15 @@ export class MacTrainer {
       };
       if (evalEvery > 0 && (step % evalEvery === 0 || step === steps) && this.val.length > 0) {
         const ev = this.evaluate();
+        const text = this.o.objective === "reconstruct" ? this.textAblation() : undefined;
         this.state.evals.push({
           step,
           loss: ev.loss,
           ...ev.scores,
           ...(ev.ablation ? { contentGap: ev.ablation.content_gap } : {}),
+          ...(text ? { textGain: text.gain } : {}),
         });
-        yield { kind: "eval", step, loss: ev.loss, scores: ev.scores, ablation: ev.ablation };
+        yield { kind: "eval", step, loss: ev.loss, scores: ev.scores, ablation: ev.ablation, text };
       }
       if (checkpointDir && (step % checkpointEvery === 0 || step === steps)) {
         const path = saveCheckpoint(checkpointDir, this.model, this.opt, this.state);
