@@ -9,7 +9,8 @@ import { resolveModel } from "../hub/pull.js";
 import { openGguf } from "../io/gguf.js";
 import { loadBert } from "../models/bert/weights.js";
 import { loadCausalLM } from "../models/load.js";
-import type { CausalLM } from "../models/types.js";
+import type { CausalLM, Encoder } from "../models/types.js";
+import type { Module } from "../nn/module.js";
 import { loadT5 } from "../models/t5/weights.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/index.js";
@@ -49,43 +50,31 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
   let amortizer: Amortizer;
   let questionEncoder: Amortizer;
   const a = config.amortizer;
-  if (a.kind === "encoder-queries") {
-    const r = await resolveModel(a.encoder, { cacheDir: opts.cacheDir });
-    const tok = tokenizerFromHfDir(r.dir);
-    const encoder = loadBert(r.dir);
-    // A frozen encoder is shared by both networks; a trained one gets its own copy for the questions.
-    const qEncoder = a.trainEncoder ? loadBert(r.dir) : encoder;
+  if (a.kind === "encoder-queries" || a.kind === "lm-queries") {
+    // encoder-queries: a MiniLM/BERT encoder, frozen and shared by both networks (a trained one gets its own copy for
+    // the questions); lm-queries: the frozen base LM itself reads documents and questions. Two decoders either way.
+    let reader: Encoder & Module;
+    let qReader: Encoder & Module;
+    let tok: Tokenizer;
+    if (a.kind === "encoder-queries") {
+      const r = await resolveModel(a.encoder, { cacheDir: opts.cacheDir });
+      tok = tokenizerFromHfDir(r.dir);
+      reader = loadBert(r.dir);
+      qReader = a.trainEncoder ? loadBert(r.dir) : reader;
+    } else {
+      reader = qReader = new CausalLMEncoder(base.model);
+      tok = base.tokenizer;
+    }
     const common = {
       numSlots: T,
       outDim: d,
       decoderLayers: a.decoderLayers,
       decoderHeads: a.decoderHeads,
       dropout: a.dropout,
-      trainEncoder: a.trainEncoder,
+      ...(a.kind === "encoder-queries" ? { trainEncoder: a.trainEncoder } : { poolFirst: a.poolFirst }),
     };
-    amortizer = new EncoderQueriesAmortizer(encoder, tok, { ...common, maxLength: a.maxLength, seed: rng.u32() });
-    questionEncoder = new EncoderQueriesAmortizer(qEncoder, tok, {
-      ...common,
-      maxLength: config.questionMaxLength,
-      seed: rng.u32(),
-    });
-  } else if (a.kind === "lm-queries") {
-    // One frozen reader (the base LM itself) for documents and questions; two decoders.
-    const reader = new CausalLMEncoder(base.model);
-    const common = {
-      numSlots: T,
-      outDim: d,
-      decoderLayers: a.decoderLayers,
-      decoderHeads: a.decoderHeads,
-      dropout: a.dropout,
-      poolFirst: a.poolFirst,
-    };
-    amortizer = new EncoderQueriesAmortizer(reader, base.tokenizer, {
-      ...common,
-      maxLength: a.maxLength,
-      seed: rng.u32(),
-    });
-    questionEncoder = new EncoderQueriesAmortizer(reader, base.tokenizer, {
+    amortizer = new EncoderQueriesAmortizer(reader, tok, { ...common, maxLength: a.maxLength, seed: rng.u32() });
+    questionEncoder = new EncoderQueriesAmortizer(qReader, tok, {
       ...common,
       maxLength: config.questionMaxLength,
       seed: rng.u32(),
