@@ -9,13 +9,13 @@
  * errors (connection errors, timeouts, non-2xx), and the writer's batching from /metrics; --json writes it all.
  * Bounded: fixed duration and connections, a per-request timeout, the server killed at the end.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
+import { spawnServer } from "../../test/server/spawn-server.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -30,29 +30,8 @@ const duration = Number(args.duration);
 const root = resolve(import.meta.dirname, "../..");
 const dir = mkdtempSync(join(tmpdir(), "mac-bench-serve-"));
 
-function startServer(): Promise<{ proc: ChildProcess; url: string }> {
-  const bank = join(dir, "bank");
-  const cmd = args.tiny
-    ? ["--import", "tsx", join(root, "test", "server", "tiny-server.ts"), bank]
-    : [
-        join(root, "bin", "mac-lm.js"),
-        "serve",
-        "-c",
-        join(root, "checkpoints", "mac-default"),
-        "-b",
-        bank,
-        "--port",
-        "0",
-      ];
-  return new Promise((done, fail) => {
-    const proc = spawn(process.execPath, cmd, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-    proc.on("exit", (code) => fail(new Error(`server exited (${code}) before listening`)));
-    createInterface({ input: proc.stdout! }).on("line", (line) => {
-      const m = /listening (?:on )?(http\S+)/.exec(line);
-      if (m) done({ proc, url: m[1]! });
-    });
-  });
-}
+const startServer = (): Promise<{ proc: ChildProcess; url: string }> =>
+  spawnServer(join(dir, "bank"), { real: !args.tiny });
 
 interface Demo {
   data: { paragraphs: { context: string; qas: { question: string }[] }[] }[];

@@ -5,14 +5,14 @@
  * (then the screenshot is a real one; MACLM_SCREENSHOT=path keeps it, e.g. docs/web-ui.png), else against the same
  * server code over the tiny MAC. CHROMIUM_PATH overrides the browser's location.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
+import { join } from "node:path";
 import puppeteer, { type Browser } from "puppeteer-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { cachedFile } from "../helpers/model-cache.js";
+import { spawnServer } from "./spawn-server.js";
 
 const chromium = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const hasChromium = existsSync(chromium);
@@ -21,7 +21,6 @@ if (!hasChromium) console.warn(`browser test SKIPPED: ${chromium} is absent (apt
 const real =
   cachedFile("SmolLM2-135M-Instruct.Q4_1.gguf").present && cachedFile("all-MiniLM-L6-v2", "model.safetensors").present;
 
-const root = resolve(import.meta.dirname, "../..");
 const dir = mkdtempSync(join(tmpdir(), "mac-browser-"));
 let proc: ChildProcess | null = null;
 let browser: Browser | null = null;
@@ -31,30 +30,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function startServer(): Promise<string> {
-  const bank = join(dir, "bank");
-  const args = real
-    ? [
-        join(root, "bin", "mac-lm.js"),
-        "serve",
-        "-c",
-        join(root, "checkpoints", "mac-default"),
-        "-b",
-        bank,
-        "--port",
-        "0",
-      ]
-    : ["--import", "tsx", join(root, "test", "server", "tiny-server.ts"), bank];
-  return new Promise((done, fail) => {
-    proc = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    proc.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
-    proc.on("exit", (code) => fail(new Error(`server exited (${code}) before listening: ${stderr}`)));
-    createInterface({ input: proc.stdout! }).on("line", (line) => {
-      const m = /listening (?:on )?(http\S+)/.exec(line);
-      if (m) done(m[1]!);
-    });
-  });
+async function startServer(): Promise<string> {
+  const started = await spawnServer(join(dir, "bank"), { real });
+  proc = started.proc;
+  return started.url;
 }
 
 describe.skipIf(!hasChromium)(`the web page in Chromium${skipNote}`, () => {
