@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { syntheticStream, tinyVocabulary } from "../../data/synthetic.js";
+import { tinyVocabulary } from "../../data/synthetic.js";
 import { loadBase } from "../../mac/build.js";
 import { loadCausalLM } from "../../models/load.js";
 import type { CausalLM } from "../../models/types.js";
@@ -9,7 +9,7 @@ import { WordTokenizer } from "../../tokenizers/index.js";
 import { CharTokenizer } from "../../../test/helpers/char-tokenizer.js";
 import { cachedFile } from "../../../test/helpers/model-cache.js";
 import { GPT2_TINY } from "../../../test/mac/tiny-mac.js";
-import type { QaStream } from "../stream.js";
+import { tinySyntheticVal } from "../../../test/helpers/synthetic-val.js";
 import { CAMELS_UNAVAILABLE } from "./camels.js";
 import { FinetuneMethod, type FinetuneOptions, createFinetuneMethod, selectLearningRate } from "./finetune.js";
 import type { MethodContext } from "./types.js";
@@ -148,19 +148,7 @@ describe("online fine-tuning (uniform, salient_spans)", () => {
       batchSize: 16,
       seed: 0,
     };
-    const s = syntheticStream({
-      seed: 5,
-      numDocs: 12,
-      factsPerDoc: 1,
-      questionsPerDoc: 1,
-      split: "val",
-      vocabulary: "tiny",
-    });
-    const val: QaStream = {
-      name: "synthetic-val",
-      docs: s.documents.map((d) => ({ id: d.id, text: d.text, article: d.id })),
-      questions: s.questions.map((q) => ({ id: q.id, docId: q.docId, question: q.question, answers: q.answers })),
-    };
+    const val = tinySyntheticVal();
     const candidates = [1e-6, 1e-3, 3e-3, 3e-2];
     const opts = { ctx, load: () => loadCausalLM(path), maxDocs: 10, maxQuestions: 8, options: { maxLength: 64 } };
     const a = await selectLearningRate("uniform", val, candidates, opts);

@@ -4,11 +4,11 @@
  * GPT-2 pretrained on the synthetic facts, which can answer a synthetic question when the fact is in its context.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { syntheticStream, tinyVocabulary } from "../../data/synthetic.js";
+import { tinyVocabulary } from "../../data/synthetic.js";
 import { loadCausalLM } from "../../models/load.js";
 import { WordTokenizer } from "../../tokenizers/index.js";
 import { scoreAll } from "../../data/qa-metrics.js";
-import type { QaStream } from "../stream.js";
+import { tinySyntheticVal } from "../../../test/helpers/synthetic-val.js";
 import { CHAT_INSTRUCTIONS, answerPrompts, qaPrompt } from "./answer.js";
 import { createFinetuneMethod, selectLearningRate } from "./finetune.js";
 import { createNoneMethod } from "./mac.js";
@@ -27,19 +27,7 @@ const ctx: MethodContext = {
   batchSize: 8,
   seed: 0,
 };
-const s = syntheticStream({
-  seed: 5,
-  numDocs: 12,
-  factsPerDoc: 1,
-  questionsPerDoc: 1,
-  split: "val",
-  vocabulary: "tiny",
-});
-const val: QaStream = {
-  name: "synthetic-val",
-  docs: s.documents.map((d) => ({ id: d.id, text: d.text, article: d.id })),
-  questions: s.questions.map((q) => ({ id: q.id, docId: q.docId, question: q.question, answers: q.answers })),
-};
+const val = tinySyntheticVal();
 
 describe("prompt templates", () => {
   it("plain: the context, a blank line, MAC's template; chat: SmolLM2's chat turns with a short-answer instruction", () => {
