@@ -735,7 +735,7 @@ function cases(): FaultCase[] {
       },
     });
   // ---- a bank the user may read but not write: as root, run the CLI as "nobody" (runuser) ---------------------------
-  if (process.getuid?.() === 0 && existsSync("/usr/sbin/runuser")) {
+  if (process.getuid?.() === 0 && existsSync("/usr/sbin/runuser") && nobodyCanRun()) {
     const asNobody = (args: string[]) => ({
       args: ["--", process.execPath, join(W, "bin/mac-lm.js"), ...args],
       runner: ["/usr/sbin/runuser", "-u", "nobody"],
@@ -813,6 +813,22 @@ function cases(): FaultCase[] {
       same: () => "adapt succeeded with a damaged model",
     });
   return out;
+}
+
+/**
+ * Whether "nobody" can run this checkout's CLI at all: a checkout under a private folder (e.g. `mktemp -d`, mode 700)
+ * is unreadable to that user, and the read-only-bank cases would then test the folder's mode, not mac-lm.
+ */
+function nobodyCanRun(): boolean {
+  try {
+    execFileSync("/usr/sbin/runuser", ["-u", "nobody", "--", process.execPath, join(W, "bin/mac-lm.js"), "--version"], {
+      stdio: "ignore",
+    });
+    return true;
+  } catch {
+    console.warn("fault injection: the read-only-bank cases as user nobody are not run: nobody cannot read " + W);
+    return false;
+  }
 }
 
 /** Runs `runner ...args` (e.g. runuser -u nobody -- node bin/mac-lm.js ...) and collects its output. */
