@@ -156,10 +156,16 @@ function defineCommands(program: Command, io: CliIO): void {
     .addOption(
       new Option(
         "--objective <o>",
-        "qa: answer loss (+ --distill); reconstruct: the self-supervised stage, each document reproduced from its own memory",
+        "qa: answer loss (+ --distill); reconstruct: the self-supervised stage, each document reproduced from its own memory; select: the extractive memory's choice of window, towards the LM's own answer loss with each",
       )
-        .choices(["qa", "reconstruct"])
+        .choices(["qa", "reconstruct", "select"])
         .default("qa"),
+    )
+    .option(
+      "--select-tau <x>",
+      "select: temperature of the target over windows, in nats of answer loss",
+      parseFloatArg("--select-tau"),
+      0.5,
     )
     .option("--text-tokens <n>", "reconstruct: tokens of each document reproduced", parseIntArg("--text-tokens", 2), 64)
     .option(

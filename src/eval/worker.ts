@@ -9,10 +9,11 @@ import { MacLmError } from "../errors.js";
 import { type GenerateOptions, MAC_DECODING } from "../generate/index.js";
 import { openSafetensors } from "../io/safetensors.js";
 import { ABLATION_CONDITIONS, memoryAblation } from "../mac/ablation.js";
-import { Aggregator } from "../mac/aggregate/aggregator.js";
+import type { MemoryAggregator } from "../mac/aggregate/hierarchical.js";
+import { createAggregator } from "../mac/build.js";
 import { aggregateFull, aggregateHierarchical } from "../mac/aggregate/hierarchical.js";
 import { loadBase } from "../mac/build.js";
-import { readConfig } from "../mac/config.js";
+import { entrySlots, readConfig } from "../mac/config.js";
 import { loadMac, weightsFolder } from "../mac/io.js";
 import type { MacModel } from "../mac/model.js";
 import { trainingAnswer } from "../mac/train/trainer.js";
@@ -193,10 +194,11 @@ async function runAblation(spec: EvalSpec, out: string, hooks: WorkerHooks): Pro
 async function runCostPoint(spec: EvalSpec, out: string, n: number, mode: "full" | "hierarchical"): Promise<void> {
   const config = readConfig(join(spec.checkpoint, "config.json"));
   const r = openSafetensors(join(weightsFolder(spec.checkpoint), "model.safetensors"));
-  let agg: Aggregator;
+  let agg: MemoryAggregator;
   try {
-    const d = r.info("aggregator.cross_attention_list.0.norm1.weight").shape[0]!;
-    agg = new Aggregator(d, { ...config.aggregator, rng: new Rng(0) });
+    const widthOf = config.aggregator.kind === "select" ? "norm_q" : "cross_attention_list.0.norm1";
+    const d = r.info(`aggregator.${widthOf}.weight`).shape[0]!;
+    agg = createAggregator(config, d, new Rng(0));
     for (const [k, t] of agg.namedParameters()) {
       const src = r.load(`aggregator.${k}`, { dtype: "float32" });
       t.data.set(src.data);
@@ -206,7 +208,7 @@ async function runCostPoint(spec: EvalSpec, out: string, n: number, mode: "full"
     r.close();
   }
   agg.eval();
-  const T = config.numSlots;
+  const T = entrySlots(config);
   const d = agg.dim;
   const M = spec.groupSize;
   const rng = new Rng(spec.seed + n);

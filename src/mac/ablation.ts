@@ -21,6 +21,7 @@ import type { Modulation } from "../models/types.js";
 import { Tensor, concat, indexSelect, nextTurn, noGrad, releaseFreedMemory, scope } from "../tensor/index.js";
 import type { MacModel, QaExample } from "./model.js";
 import { contextIds } from "./train/distill.js";
+import { amortizeDocuments } from "./windows.js";
 
 export interface AblationQuestion {
   document: string;
@@ -89,28 +90,51 @@ export interface AblationOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** The memory entries of documents, each amortized once (no gradients), gathered into per-condition memories. */
+/**
+ * The memory entries of documents, each amortized once (no gradients) as adaptation stores it — window by window
+ * (windows.ts), so a document may own several entries — gathered into per-condition memories.
+ */
 class EntryCache {
-  readonly #rows = new Map<string, number>();
+  readonly #rows = new Map<string, { start: number; count: number }>();
   readonly #all: Tensor; // (N, T, d)
 
   constructor(mac: MacModel, docs: readonly string[]) {
     const distinct = [...new Set(docs)];
-    distinct.forEach((d, i) => this.#rows.set(d, i));
     this.#all = noGrad(() =>
       scope(() => {
-        const parts = mac.amortizeBatched(distinct);
-        return parts.length === 1 ? parts[0]! : concat(parts, 0);
+        const amortized = amortizeDocuments(mac, distinct);
+        let start = 0;
+        amortized.forEach((a, i) => {
+          this.#rows.set(distinct[i]!, { start, count: a.entries.dim(0) });
+          start += a.entries.dim(0);
+        });
+        return concat(
+          amortized.map((a) => a.entries),
+          0,
+        );
       }),
     );
   }
 
-  /** (n, T, d) for one list of documents, or (B, n, T, d) for B lists of the same length n. */
+  /** Entries a list of documents holds. */
+  size(docs: readonly string[]): number {
+    return docs.reduce((n, d) => n + this.#rows.get(d)!.count, 0);
+  }
+
+  /** (n, T, d) for one list of documents, or (B, n, T, d) for B lists holding the same number n of entries. */
   gather(docs: readonly string[] | readonly (readonly string[])[]): Tensor {
     const lists = (typeof docs[0] === "string" ? [docs] : docs) as readonly (readonly string[])[];
-    const n = lists[0]!.length;
+    const n = this.size(lists[0]!);
+    if (lists.some((l) => this.size(l) !== n))
+      throw new MacLmError("MACLM_BAD_ARGUMENT", "memory ablation: memories of different sizes cannot be stacked");
     const idx = Tensor.zeros(typeof docs[0] === "string" ? [n] : [lists.length, n], "int32");
-    lists.forEach((l, b) => l.forEach((d, j) => (idx.data[b * n + j] = this.#rows.get(d)!)));
+    lists.forEach((l, b) => {
+      let j = 0;
+      for (const d of l) {
+        const { start, count } = this.#rows.get(d)!;
+        for (let r = 0; r < count; r++) idx.data[b * n + j++] = start + r;
+      }
+    });
     return indexSelect(this.#all, idx);
   }
 
@@ -163,7 +187,7 @@ function batchAnswers(
     );
   const withMemory = (lists: string[][]): string[] => {
     // Memories of different sizes (a question whose document is not in the pool) cannot be stacked: one by one.
-    if (lists.some((l) => l.length !== lists[0]!.length))
+    if (lists.some((l) => cache.size(l) !== cache.size(lists[0]!)))
       return lists.flatMap((l, i) =>
         scope(() => run([prompts[i]!], mac.modulate(mac.encodeQuestions([qs[i]!.question]), cache.gather(l)))),
       );

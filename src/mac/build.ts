@@ -16,12 +16,16 @@ import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/index.js";
 import { type Tokenizer, tokenizerFromGguf, tokenizerFromHfDir } from "../tokenizers/index.js";
 import { Aggregator } from "./aggregate/aggregator.js";
+import { SelectAggregator } from "./aggregate/select.js";
 import { type Amortizer, DecoderOnlyAmortizer, EncoderQueriesAmortizer, T5Amortizer } from "./amortize/amortizer.js";
-import type { MacConfig } from "./config.js";
+import { type MacConfig, entrySlots } from "./config.js";
 import { MacModel } from "./model.js";
 import { createModulation } from "./modulation/index.js";
 import { SoftPromptModulation } from "./modulation/soft-prompt.js";
 import { CausalLMEncoder } from "./amortize/lm-encoder.js";
+import { WindowEntryEncoder, inputEmbeddingTable } from "./amortize/window-entry.js";
+import { TokensModulation } from "./modulation/tokens.js";
+import type { MemoryAggregator } from "./aggregate/hierarchical.js";
 
 export interface BuildOptions {
   cacheDir?: string;
@@ -46,7 +50,7 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
   const base = await loadBase(config.base, opts);
   const d = base.model.hiddenSize;
   const rng = new Rng(config.seed);
-  const T = config.numSlots;
+  const T = entrySlots(config);
   let amortizer: Amortizer;
   let questionEncoder: Amortizer;
   const a = config.amortizer;
@@ -78,6 +82,17 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
       ...common,
       maxLength: config.questionMaxLength,
       seed: rng.u32(),
+    });
+  } else if (a.kind === "lm-window") {
+    amortizer = new WindowEntryEncoder(base.model, base.tokenizer, {
+      role: "document",
+      window: a.window,
+      maxLength: a.window,
+    });
+    questionEncoder = new WindowEntryEncoder(base.model, base.tokenizer, {
+      role: "question",
+      window: a.window,
+      maxLength: config.questionMaxLength,
     });
   } else if (a.kind === "decoder-only") {
     // Separate LM instances: the amortizer and question encoder each read with their own (possibly trained) copy.
@@ -112,23 +127,25 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
       seed: rng.u32(),
     });
   }
-  const aggregator = new Aggregator(d, { ...config.aggregator, rng: new Rng(rng.u32()) });
+  const aggregator = createAggregator(config, d, new Rng(rng.u32()));
   const m = config.modulation;
   const modulation =
-    m.kind === "soft-prompt"
-      ? new SoftPromptModulation(base.model, d, {
-          rng: new Rng(rng.u32()),
-          numTokens: T,
-          gain: m.softGain * embeddingRms(base.model),
-          base: neutralEmbeddings(base.model, base.tokenizer, T),
-        })
-      : createModulation(
-          base.model,
-          d,
-          m.kind === "lora"
-            ? { kind: "lora", rank: m.rank, alpha: m.alpha, hidden: m.hidden, rng: new Rng(rng.u32()) }
-            : { kind: m.kind, numPrefixTokens: m.numPrefixTokens, hidden: m.hidden, rng: new Rng(rng.u32()) },
-        );
+    m.kind === "tokens"
+      ? new TokensModulation(base.model, base.tokenizer)
+      : m.kind === "soft-prompt"
+        ? new SoftPromptModulation(base.model, d, {
+            rng: new Rng(rng.u32()),
+            numTokens: T,
+            gain: m.softGain * embeddingRms(base.model),
+            base: neutralEmbeddings(base.model, base.tokenizer, T),
+          })
+        : createModulation(
+            base.model,
+            d,
+            m.kind === "lora"
+              ? { kind: "lora", rank: m.rank, alpha: m.alpha, hidden: m.hidden, rng: new Rng(rng.u32()) }
+              : { kind: m.kind, numPrefixTokens: m.numPrefixTokens, hidden: m.hidden, rng: new Rng(rng.u32()) },
+          );
   const mac = new MacModel({
     base: base.model,
     baseTokenizer: base.tokenizer,
@@ -146,8 +163,15 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
 export const configPathIn = (dir: string): string | null =>
   existsSync(join(dir, "config.json")) ? join(dir, "config.json") : null;
 
-const inputEmbeddings = (lm: CausalLM): Tensor | undefined =>
-  lm.namedParameters().find(([n]) => n.endsWith("embed_tokens.weight") || n.endsWith("wte.weight"))?.[1];
+const inputEmbeddings = inputEmbeddingTable;
+
+/** The aggregation network of a configuration, for an LM of width d. */
+export function createAggregator(config: MacConfig, d: number, rng: Rng): MemoryAggregator {
+  const g = config.aggregator;
+  return g.kind === "select"
+    ? new SelectAggregator(d, { rank: g.rank, lexicalGain: g.lexicalGain, rng })
+    : new Aggregator(d, { ...g, rng });
+}
 
 /** The input embeddings (T, C) of a neutral preamble, cycled to T tokens: the soft prompt's starting point. */
 function neutralEmbeddings(lm: CausalLM, tokenizer: Tokenizer, T: number): Tensor | undefined {

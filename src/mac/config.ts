@@ -49,55 +49,84 @@ const LmQueries = z.object({
   poolFirst: z.boolean().default(false),
 });
 
-export const MacConfigSchema = z.object({
-  version: z.literal(1).default(1),
-  /** Registry name or path of the frozen base LM. */
-  base: z.string().default("smollm2-135m-instruct"),
-  /** T: latent tokens per memory entry. */
-  numSlots: z.number().int().positive().default(8),
-  amortizer: z
-    .discriminatedUnion("kind", [EncoderQueries, T5Amort, DecoderOnly, LmQueries])
-    .prefault({ kind: "encoder-queries" }),
-  questionMaxLength: z.number().int().positive().default(64),
-  aggregator: z
-    .object({
-      numBlocks: z.number().int().positive().default(2),
-      numHeads: z.number().int().positive().default(8),
-      headDim: z.number().int().positive().default(96),
-      dropout: z.number().min(0).max(1).default(0),
-      /** Add the question tokens to the first block's readout (the reference does; see AggregatorOptions). */
-      queryResidual: z.boolean().default(true),
-    })
-    .prefault({}),
-  modulation: z
-    .object({
-      kind: z.enum(["prefix", "prefix-shared", "lora", "soft-prompt"]).default("prefix-shared"),
-      numPrefixTokens: z.number().int().positive().default(2),
-      hidden: z.number().int().positive().default(768),
-      rank: z.number().int().positive().default(8),
-      alpha: z.number().positive().default(8),
-      /**
-       * soft-prompt: the latent's initial gain, as a multiple of the RMS of the LM's embeddings. 0 starts the memory
-       * with no effect at all (as LoRA's B or ControlNet's zero convolutions): an untrained memory is then not noise
-       * that training first learns to mute upstream (seen with 0.1: entries of unrelated documents went from 117 % apart
-       * to 9 % in 50 steps), while the learned base embeddings take the answer format.
-       */
-      softGain: z.number().min(0).default(0.1),
-    })
-    .prefault({}),
-  /**
-   * How a question is put to the base LM; "{question}" is replaced by it, and the answer follows after a space.
-   * The reference feeds the raw question; an instruction-tuned LM such as SmolLM2-Instruct answers a bare question
-   * with an immediate end-of-sequence, so the CPU default asks "Question: …\nAnswer:".
-   */
-  qaTemplate: z
-    .string()
-    .refine((t) => t.includes("{question}"), { message: 'must contain "{question}"' })
-    .default("Question: {question}\nAnswer:"),
-  /** Longest question + answer sequence fed to the base LM. */
-  maxQaLength: z.number().int().positive().default(128),
-  seed: z.number().int().default(0),
+/**
+ * The extractive memory (with aggregator "select" and modulation "tokens"): each window of W tokens of a document
+ * is an entry of its token embeddings and the frozen LM's mean state over it (amortize/window-entry.ts); a question
+ * picks one entry and the LM reads its tokens. Entries have W + 1 rows whatever numSlots says.
+ */
+const LmWindow = z.object({
+  kind: z.literal("lm-window"),
+  /** W: tokens per window (documents are cut into overlapping windows of W). */
+  window: z.number().int().min(2).default(32),
 });
+
+export const MacConfigSchema = z
+  .object({
+    version: z.literal(1).default(1),
+    /** Registry name or path of the frozen base LM. */
+    base: z.string().default("smollm2-135m-instruct"),
+    /** T: latent tokens per memory entry. */
+    numSlots: z.number().int().positive().default(8),
+    amortizer: z
+      .discriminatedUnion("kind", [EncoderQueries, T5Amort, DecoderOnly, LmQueries, LmWindow])
+      .prefault({ kind: "encoder-queries" }),
+    questionMaxLength: z.number().int().positive().default(64),
+    aggregator: z
+      .object({
+        /** "attention": MAC's cross-attention blocks; "select": the extractive memory's choice of one entry. */
+        kind: z.enum(["attention", "select"]).default("attention"),
+        /** select: width of the dense score's projections. */
+        rank: z.number().int().positive().default(64),
+        /** select: initial weight of the shared-words evidence. */
+        lexicalGain: z.number().min(0).default(1),
+        numBlocks: z.number().int().positive().default(2),
+        numHeads: z.number().int().positive().default(8),
+        headDim: z.number().int().positive().default(96),
+        dropout: z.number().min(0).max(1).default(0),
+        /** Add the question tokens to the first block's readout (the reference does; see AggregatorOptions). */
+        queryResidual: z.boolean().default(true),
+      })
+      .prefault({}),
+    modulation: z
+      .object({
+        kind: z.enum(["prefix", "prefix-shared", "lora", "soft-prompt", "tokens"]).default("prefix-shared"),
+        numPrefixTokens: z.number().int().positive().default(2),
+        hidden: z.number().int().positive().default(768),
+        rank: z.number().int().positive().default(8),
+        alpha: z.number().positive().default(8),
+        /**
+         * soft-prompt: the latent's initial gain, as a multiple of the RMS of the LM's embeddings. 0 starts the memory
+         * with no effect at all (as LoRA's B or ControlNet's zero convolutions): an untrained memory is then not noise
+         * that training first learns to mute upstream (seen with 0.1: entries of unrelated documents went from 117 % apart
+         * to 9 % in 50 steps), while the learned base embeddings take the answer format.
+         */
+        softGain: z.number().min(0).default(0.1),
+      })
+      .prefault({}),
+    /**
+     * How a question is put to the base LM; "{question}" is replaced by it, and the answer follows after a space.
+     * The reference feeds the raw question; an instruction-tuned LM such as SmolLM2-Instruct answers a bare question
+     * with an immediate end-of-sequence, so the CPU default asks "Question: …\nAnswer:".
+     */
+    qaTemplate: z
+      .string()
+      .refine((t) => t.includes("{question}"), { message: 'must contain "{question}"' })
+      .default("Question: {question}\nAnswer:"),
+    /** Longest question + answer sequence fed to the base LM. */
+    maxQaLength: z.number().int().positive().default(128),
+    seed: z.number().int().default(0),
+  })
+  .superRefine((c, ctx) => {
+    // The extractive memory's three parts only make sense together.
+    const parts = [c.amortizer.kind === "lm-window", c.aggregator.kind === "select", c.modulation.kind === "tokens"];
+    if (parts.some((p) => p) && !parts.every((p) => p))
+      ctx.addIssue({
+        code: "custom",
+        path: ["aggregator", "kind"],
+        message:
+          'the extractive memory needs amortizer.kind "lm-window", aggregator.kind "select" and modulation.kind "tokens" together',
+      });
+  });
 
 export type MacConfig = z.infer<typeof MacConfigSchema>;
 
@@ -126,6 +155,11 @@ export function readConfig(file: string): MacConfig {
 /** Every model (registry name or path) a configuration depends on: the base LM first, then the amortizer's own. */
 export function configModels(config: MacConfig): string[] {
   const a = config.amortizer;
-  const own = a.kind === "encoder-queries" ? a.encoder : a.kind === "lm-queries" ? null : a.model;
+  const own =
+    a.kind === "encoder-queries" ? a.encoder : a.kind === "lm-queries" || a.kind === "lm-window" ? null : a.model;
   return own === null || own === config.base ? [config.base] : [config.base, own];
 }
+
+/** T: rows of a memory entry under a configuration (the extractive memory's are its window + 1). */
+export const entrySlots = (config: MacConfig): number =>
+  config.amortizer.kind === "lm-window" ? config.amortizer.window + 1 : config.numSlots;

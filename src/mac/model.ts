@@ -27,8 +27,13 @@ import {
 } from "../tensor/index.js";
 import type { Tokenizer } from "../tokenizers/index.js";
 import { generate, type GenerateOptions } from "../generate/index.js";
-import type { Aggregator } from "./aggregate/aggregator.js";
-import { aggregateFull, aggregateHierarchical, type MemorySource } from "./aggregate/hierarchical.js";
+
+import {
+  type MemoryAggregator,
+  type MemorySource,
+  aggregateFull,
+  aggregateHierarchical,
+} from "./aggregate/hierarchical.js";
 import type { Amortizer } from "./amortize/amortizer.js";
 import { encodeTexts } from "./amortize/text-batch.js";
 import type { ModulationGenerator } from "./modulation/index.js";
@@ -40,7 +45,7 @@ export interface MacParts {
   baseTokenizer: Tokenizer;
   amortizer: Amortizer;
   questionEncoder: Amortizer;
-  aggregator: Aggregator;
+  aggregator: MemoryAggregator;
   modulation: ModulationGenerator;
 }
 
@@ -60,7 +65,7 @@ export const RECONSTRUCT_INSTRUCTION = "Repeat the text you read.";
 export class MacModel extends Module {
   amortizer: Amortizer;
   question_encoder: Amortizer;
-  aggregator: Aggregator;
+  aggregator: MemoryAggregator;
   modulation: ModulationGenerator;
   readonly #base: CausalLM;
   readonly #baseTokenizer: Tokenizer;

@@ -12,7 +12,7 @@
  */
 import { MacLmError, ShapeError, fmtShape } from "../errors.js";
 import { type Tensor, concat, noGrad, scope, slice, untrack } from "../tensor/index.js";
-import type { Aggregator } from "./aggregate/aggregator.js";
+import type { MemoryAggregator } from "./aggregate/hierarchical.js";
 
 /** The aggregated latent (Bq, T, d) and each question's share per memory entry (Bq arrays of N, summing to 1). */
 export interface SharesResult {
@@ -24,13 +24,13 @@ export interface SharesResult {
  * Full aggregation of a shared memory (N, Tm, d) with every block's attention recorded: the same latent as
  * aggregator.forward(q0, memory) (the same kernels compute it), plus the entry shares. Inference only (noGrad).
  */
-export function aggregateWithShares(agg: Aggregator, q0: Tensor, memory: Tensor): SharesResult {
+export function aggregateWithShares(agg: MemoryAggregator, q0: Tensor, memory: Tensor): SharesResult {
   if (memory.ndim !== 3 || memory.dim(0) === 0)
     throw new ShapeError("aggregateWithShares", `memory ${fmtShape(memory.shape)} must be a non-empty (N, Tm, d)`);
   const [N, Tm] = [memory.dim(0), memory.dim(1)];
   const [Bq, T] = [q0.dim(0), q0.dim(1)];
   const shares = Array.from({ length: Bq }, () => new Float64Array(N));
-  const blocks = agg.cross_attention_list.length;
+  const blocks = agg.attentionBlocks;
   const z = noGrad(() =>
     agg.forward(q0, memory, {
       attention: (_block, probs) => {
@@ -59,7 +59,12 @@ export function aggregateWithShares(agg: Aggregator, q0: Tensor, memory: Tensor)
  * One question's share per entry under hierarchical aggregation with groups of M, the bank given as consecutive
  * chunks of exactly M entries (the last may be smaller), e.g. MemoryBank.groups(M). q0 (1, T, d) → N shares.
  */
-export function hierarchicalShares(agg: Aggregator, q0: Tensor, chunks: Iterable<Tensor>, M: number): Float64Array {
+export function hierarchicalShares(
+  agg: MemoryAggregator,
+  q0: Tensor,
+  chunks: Iterable<Tensor>,
+  M: number,
+): Float64Array {
   if (!Number.isInteger(M) || M < 2)
     throw new MacLmError("MACLM_BAD_ARGUMENT", `hierarchicalShares: group size M must be an integer ≥ 2, got ${M}`);
   if (q0.dim(0) !== 1)

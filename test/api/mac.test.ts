@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Mac, MacLmError } from "../../src/index.js";
 import { aggregateWithShares, hierarchicalShares } from "../../src/mac/provenance.js";
+import type { Aggregator } from "../../src/mac/aggregate/aggregator.js";
 import { Tensor, noGrad, scope } from "../../src/tensor/index.js";
 import { Rng } from "../../src/tensor/random.js";
 import { TINY_EXAMPLES, tinyMac } from "../mac/tiny-mac.js";
@@ -35,7 +36,8 @@ async function expectMacError(p: Promise<unknown> | (() => unknown), code: strin
 describe("Mac (library API)", () => {
   const model = tinyMac({ seed: 3 });
   // Sharper attention than the random initialisation's near-uniform one, so that documents weigh differently.
-  for (const b of model.aggregator.cross_attention_list) b.attn.to_q.weight.data.forEach((v, i, a) => (a[i] = v * 40));
+  for (const b of (model.aggregator as Aggregator).cross_attention_list)
+    b.attn.to_q.weight.data.forEach((v, i, a) => (a[i] = v * 40));
   afterAll(() => {
     model.dispose();
     model.base.dispose();

@@ -25,7 +25,8 @@ export interface TrainCommandOptions {
   distill: number;
   distillTopK: number;
   groupByDocument?: boolean;
-  objective: "qa" | "reconstruct";
+  objective: "qa" | "reconstruct" | "select";
+  selectTau: number;
   textTokens: number;
   checkpointEvery: number;
   valArticles: number;
@@ -82,6 +83,7 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
         groupByDocument: o.groupByDocument ?? false,
         objective: o.objective,
         textTokens: o.textTokens,
+        selectTau: o.selectTau,
         checkpointEvery: o.checkpointEvery,
       },
       trainData: o.trainData,
@@ -100,13 +102,13 @@ export async function run(o: TrainCommandOptions, io: CliIO): Promise<void> {
             bar.update(ev.step, {
               loss:
                 ev.kl !== undefined
-                  ? `${ev.loss.toFixed(3)} (nll ${ev.nll!.toFixed(3)} kl ${ev.kl.toFixed(3)})`
+                  ? `${ev.loss.toFixed(3)} (${ev.nll !== undefined ? `nll ${ev.nll.toFixed(3)} ` : ""}kl ${ev.kl.toFixed(3)})`
                   : ev.loss.toFixed(4),
               rate,
             });
           } else if (ev.step % 10 === 0 || ev.step === ev.steps)
             io.stderr.write(
-              `step ${ev.step}/${ev.steps} loss ${ev.loss.toFixed(4)}${ev.kl !== undefined ? ` (nll ${ev.nll!.toFixed(4)} kl ${ev.kl.toFixed(4)})` : ""} |g| ${ev.gradNorm.toFixed(2)} ${rate} s/step\n`,
+              `step ${ev.step}/${ev.steps} loss ${ev.loss.toFixed(4)}${ev.kl !== undefined ? ` (${ev.nll !== undefined ? `nll ${ev.nll.toFixed(4)} ` : ""}kl ${ev.kl.toFixed(4)})` : ""} |g| ${ev.gradNorm.toFixed(2)} ${rate} s/step\n`,
             );
         } else if (ev.kind === "eval") {
           const s = ev.scores;

@@ -216,6 +216,11 @@ export class Aggregator extends Module {
     if (opts.dtype && opts.dtype !== "float32") castParameters(this, opts.dtype);
   }
 
+  /** How many attention reports forward() makes (provenance averages over them). */
+  get attentionBlocks(): number {
+    return this.cross_attention_list.length;
+  }
+
   /**
    * Per-block keys/values of a memory, (N, Tm, d) shared or (Bq, N, Tm, d) per question. Independent of the
    * question: compute once per bank, pass to forward() for every question (differentiable like forward).

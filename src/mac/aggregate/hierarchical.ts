@@ -46,6 +46,10 @@ import {
   untrack,
 } from "../../tensor/index.js";
 import type { Aggregator } from "./aggregator.js";
+import type { SelectAggregator } from "./select.js";
+
+/** An aggregation network: MAC's cross-attention blocks, or the extractive memory's selection. */
+export type MemoryAggregator = Aggregator | SelectAggregator;
 
 export type MemorySource = Tensor | Iterable<Tensor>;
 export type AsyncMemorySource = MemorySource | AsyncIterable<Tensor>;
@@ -70,7 +74,7 @@ class Hierarchy {
   private readonly cap0: number;
 
   constructor(
-    private readonly agg: Aggregator,
+    private readonly agg: MemoryAggregator,
     private readonly q0: Tensor,
     private readonly M: number,
     batchGroups: number,
@@ -223,7 +227,7 @@ const batchGroupsOf = (groupSize: number, opts: HierarchicalOptions): number => 
   return b;
 };
 
-function checkArgs(agg: Aggregator, q0: Tensor, groupSize: number): void {
+function checkArgs(agg: MemoryAggregator, q0: Tensor, groupSize: number): void {
   // M = 1 would never shrink the bank (each group of one entry becomes one entry).
   if (!Number.isInteger(groupSize) || groupSize < 2)
     throw new MacLmError(
@@ -239,7 +243,7 @@ function checkArgs(agg: Aggregator, q0: Tensor, groupSize: number): void {
  * q0 (Bq, T, d) -> (Bq, T, d). See the module comment.
  */
 export function aggregateHierarchical(
-  agg: Aggregator,
+  agg: MemoryAggregator,
   q0: Tensor,
   bank: MemorySource,
   groupSize: number,
@@ -261,7 +265,7 @@ export function aggregateHierarchical(
 
 /** aggregateHierarchical() for a source that yields chunks asynchronously (e.g. read from disk). */
 export async function aggregateHierarchicalAsync(
-  agg: Aggregator,
+  agg: MemoryAggregator,
   q0: Tensor,
   bank: AsyncMemorySource,
   groupSize: number,
@@ -281,6 +285,6 @@ export async function aggregateHierarchicalAsync(
 }
 
 /** Aggregation over the whole bank at once (the reference's evaluation mode): q0 (Bq, T, d) -> (Bq, T, d). */
-export function aggregateFull(agg: Aggregator, q0: Tensor, bank: Tensor): Tensor {
+export function aggregateFull(agg: MemoryAggregator, q0: Tensor, bank: Tensor): Tensor {
   return agg.forward(q0, bank);
 }

@@ -81,6 +81,7 @@ export async function runTraining(opts: RunOptions): Promise<RunResult> {
     ...opts.train,
     checkpointDir: join(opts.out, "checkpoints"),
     teacherStore: opts.train.distillWeight ? join(opts.out, "teacher.sqlite") : undefined,
+    windowLossStore: opts.train.objective === "select" ? join(opts.out, "window-losses.sqlite") : undefined,
   });
   const metrics = join(opts.out, "metrics.jsonl");
   appendFileSync(

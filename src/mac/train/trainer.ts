@@ -29,6 +29,7 @@ import { scoreAll, type QaScores } from "../../data/qa-metrics.js";
 import type { MacModel } from "../model.js";
 import { type MemoryAblation, ablationLosses } from "../ablation.js";
 import { type TrainState, latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { WindowLossStore, selectionLoss } from "./select.js";
 import { TeacherStore, teacherTargets } from "./distill.js";
 
 export interface TrainExample {
@@ -88,8 +89,14 @@ export interface TrainOptions {
    * "qa" (default): the answer loss (+ distillation). "reconstruct": the self-supervised stage — each document of
    * the micro-batch is reproduced (its first textTokens tokens) from a memory of itself (MacModel.textLoss); its
    * validation reports the text loss with the own document, an unrelated one and none.
+   * "select": the extractive memory's selection (train/select.ts) — each question chooses among the windows of
+   * the micro-batch's documents, trained towards the frozen LM's own answer loss with each window.
    */
-  objective?: "qa" | "reconstruct";
+  objective?: "qa" | "reconstruct" | "select";
+  /** τ of the select objective's target distribution (nats, default 0.5). */
+  selectTau?: number;
+  /** SQLite file caching the select objective's LM losses across runs and resumes (default: in memory only). */
+  windowLossStore?: string;
   /** Tokens of each document reproduced in the reconstruct stage (default 64). */
   textTokens?: number;
 }
@@ -110,7 +117,7 @@ export type TrainEvent =
       step: number;
       steps: number;
       loss: number;
-      /** Answer NLL and distillation KL (nats/token), when distilling. */
+      /** Answer NLL and distillation KL (nats/token) when distilling; the selection's KL (select objective). */
       nll?: number;
       kl?: number;
       lr: number;
@@ -142,8 +149,11 @@ export class MacTrainer {
   /** When releaseFreedMemory() last ran (performance.now() ms). */
   #lastTrim = -Infinity;
   readonly #teacher: TeacherStore | null;
-  private readonly o: Required<Omit<TrainOptions, "checkpointDir" | "evalGroupSize" | "teacherStore">> &
-    Pick<TrainOptions, "checkpointDir" | "evalGroupSize" | "teacherStore">;
+  readonly #windowLosses: WindowLossStore | null;
+  private readonly o: Required<
+    Omit<TrainOptions, "checkpointDir" | "evalGroupSize" | "teacherStore" | "windowLossStore">
+  > &
+    Pick<TrainOptions, "checkpointDir" | "evalGroupSize" | "teacherStore" | "windowLossStore">;
 
   constructor(
     readonly model: MacModel,
@@ -176,10 +186,18 @@ export class MacTrainer {
       groupByDocument: false,
       objective: "qa",
       textTokens: 64,
+      selectTau: 0.5,
       ...opts,
     };
     this.#teacher =
       this.o.distillWeight > 0 ? new TeacherStore(this.o.teacherStore ?? ":memory:", model.qaTemplate) : null;
+    this.#windowLosses =
+      this.o.objective === "select"
+        ? new WindowLossStore(
+            this.o.windowLossStore ?? ":memory:",
+            `${model.qaTemplate}\u0000${model.amortizer.maxLength}`,
+          )
+        : null;
     if (!(this.o.keepRatio > 0 && this.o.keepRatio <= 1))
       throw new MacLmError("MACLM_BAD_ARGUMENT", `train: keepRatio ${this.o.keepRatio} must be in (0, 1]`);
     const m = this.o.memoryPerQuestion;
@@ -261,6 +279,28 @@ export class MacTrainer {
       let acc: ReturnType<typeof grad> | null = null;
       for (let a = 0; a < gradAccum; a++) {
         const rows = this.rows(K);
+        if (this.o.objective === "select") {
+          const examples = rows.map((r) => ({
+            document: r.document,
+            question: r.question,
+            answer: trainingAnswer(r.answers),
+          }));
+          acc = accumulateGrads(
+            acc,
+            scope(() => {
+              const t = selectionLoss(
+                this.model,
+                rows.map((r) => r.document),
+                examples,
+                { tau: this.o.selectTau, store: this.#windowLosses ?? undefined },
+              );
+              lossSum += t.loss.item();
+              klSum += t.kl;
+              return grad(t.loss, params);
+            }),
+          );
+          continue;
+        }
         if (this.o.objective === "reconstruct") {
           const docs = [...new Set(rows.map((r) => r.document))];
           acc = accumulateGrads(
@@ -315,6 +355,7 @@ export class MacTrainer {
       releaseFreedMemory();
       this.#lastTrim = now;
     }
+    if (this.#windowLosses) return { loss: lossSum / gradAccum, kl: klSum / gradAccum, gradNorm };
     return this.#teacher
       ? { loss: lossSum / gradAccum, nll: nllSum / gradAccum, kl: klSum / gradAccum, gradNorm }
       : { loss: lossSum / gradAccum, gradNorm };
@@ -427,7 +468,7 @@ export class MacTrainer {
         step,
         steps,
         loss,
-        ...(nll !== undefined ? { nll, kl } : {}),
+        ...(nll !== undefined ? { nll, kl } : kl !== undefined ? { kl } : {}),
         lr: this.opt.lr,
         gradNorm,
         ms,
@@ -455,6 +496,7 @@ export class MacTrainer {
   dispose(): void {
     this.opt.dispose();
     this.#teacher?.close();
+    this.#windowLosses?.close();
   }
 }
 

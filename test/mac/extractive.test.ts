@@ -1,0 +1,268 @@
+/**
+ * The extractive memory (amortize/window-entry.ts, aggregate/select.ts, modulation/tokens.ts, train/select.ts) on
+ * the llama-tiny fixture: entries hold the window's own token embeddings, the LM reads a chosen entry exactly as
+ * text, the choice is an entry of the bank under full and hierarchical aggregation alike, the scores' gradients
+ * match finite differences, and the selection objective trains.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { aggregateFull, aggregateHierarchical } from "../../src/mac/aggregate/hierarchical.js";
+import { SelectAggregator, rowSignature } from "../../src/mac/aggregate/select.js";
+import { WindowEntryEncoder, inputEmbeddingTable } from "../../src/mac/amortize/window-entry.js";
+import { f16BitsToF32, f32ToF16Bits } from "../../src/mac/memory/f16.js";
+import { ablationLosses } from "../../src/mac/ablation.js";
+import { parseConfig } from "../../src/mac/config.js";
+import { MacModel } from "../../src/mac/model.js";
+import { TokensModulation } from "../../src/mac/modulation/tokens.js";
+import { aggregateWithShares, hierarchicalShares } from "../../src/mac/provenance.js";
+import { WindowLossStore, selectionLoss } from "../../src/mac/train/select.js";
+import { amortizeDocuments } from "../../src/mac/windows.js";
+import { loadCausalLM } from "../../src/models/load.js";
+import { AdamW, Tensor, concat, grad, mul, noGrad, scope, slice, sum } from "../../src/tensor/index.js";
+import { Rng, randn } from "../../src/tensor/random.js";
+import { CharTokenizer } from "../helpers/char-tokenizer.js";
+import { LLAMA_TINY } from "./lm-mac.js";
+
+const W = 6;
+
+function extractiveMac(seed = 1): MacModel {
+  const base = loadCausalLM(LLAMA_TINY);
+  const tok = new CharTokenizer();
+  const mac = new MacModel({
+    base,
+    baseTokenizer: tok,
+    amortizer: new WindowEntryEncoder(base, tok, { role: "document", window: W, maxLength: W }),
+    questionEncoder: new WindowEntryEncoder(base, tok, { role: "question", window: W, maxLength: 32 }),
+    aggregator: new SelectAggregator(base.hiddenSize, { rank: 8, rng: new Rng(seed) }),
+    modulation: new TokensModulation(base, tok),
+  });
+  mac.maxQaLength = 40;
+  mac.qaTemplate = "q: {question} a:";
+  return mac;
+}
+
+const DOCS = [
+  "the cat sat on a red mat.",
+  "bob flew to rome in june.",
+  "ada wrote code at night.",
+  "tom grew corn near oslo.",
+  "eve sold figs for gold.",
+];
+
+describe("extractive memory", () => {
+  const mac = extractiveMac();
+  const C = mac.base.hiddenSize;
+  const table = inputEmbeddingTable(mac.base)!.f32;
+  afterAll(() => {
+    mac.dispose();
+    mac.base.dispose();
+  });
+
+  it("makes an entry of the window's token embeddings (front-padded) and the LM's mean state over it", () => {
+    noGrad(() =>
+      scope(() => {
+        const tok = mac.baseTokenizer;
+        const e = mac.amortize(["abc"]); // (1, W + 1, C)
+        expect(e.shape).toEqual([1, W + 1, C]);
+        const pad = tok.encode("\n\n", { addSpecialTokens: false });
+        const ids = [...Array.from({ length: W - 3 }, (_, t) => pad[t % pad.length]!), ...tok.encode("abc")];
+        for (let t = 0; t < W; t++)
+          expect(Array.from(e.f32.subarray(t * C, (t + 1) * C))).toEqual(
+            Array.from(table.subarray(ids[t]! * C, (ids[t]! + 1) * C)),
+          );
+        const h = mac.base.hidden({ ids: Tensor.from(Int32Array.from(tok.encode("abc")), [1, 3], "int32") }).f32;
+        for (let c = 0; c < C; c++) expect(e.f32[W * C + c]!).toBeCloseTo((h[c]! + h[C + c]! + h[2 * C + c]!) / 3, 5);
+      }),
+    );
+  });
+
+  it("lets the LM read a chosen entry exactly as the window's text before the question", () => {
+    noGrad(() =>
+      scope(() => {
+        const tok = mac.baseTokenizer;
+        const window = "ada wr"; // W tokens: no padding
+        const q = tok.encode("q: who? a:");
+        const entry = mac.amortize([window]);
+        const withMemory = mac.base.forward({
+          ids: Tensor.from(Int32Array.from(q), [1, q.length], "int32"),
+          modulation: mac.modulation.forward(entry),
+        }).f32;
+        const text = [...tok.encode(window), ...tok.encode("\n\n", { addSpecialTokens: false }), ...q];
+        const inContext = mac.base.forward({ ids: Tensor.from(Int32Array.from(text), [1, text.length], "int32") }).f32;
+        const V = mac.base.vocabSize;
+        const off = (text.length - q.length) * V;
+        let worst = 0;
+        for (let i = 0; i < q.length * V; i++) worst = Math.max(worst, Math.abs(withMemory[i]! - inContext[off + i]!));
+        expect(worst).toBeLessThan(1e-4);
+      }),
+    );
+  });
+
+  it("prefers, untrained, the entry holding the question's tokens (shared-word evidence)", () => {
+    noGrad(() =>
+      scope(() => {
+        const entries = mac.amortize(["zzzzzz", "xy rom", "qqqqqq"]);
+        const q0 = mac.encodeQuestions(["rome?"]);
+        const { index } = (mac.aggregator as SelectAggregator).choose(q0, entries);
+        expect(index).toEqual([1]);
+      }),
+    );
+  });
+
+  it("returns a bank entry, the same one under full and hierarchical aggregation, with provenance on it", () => {
+    noGrad(() =>
+      scope(() => {
+        const agg = mac.aggregator as SelectAggregator;
+        // Dense scores that matter: larger projections than the near-zero initialisation.
+        const rng = new Rng(5);
+        agg.q_proj.weight.data.set(randn(agg.q_proj.weight.shape, { rng }).f32);
+        agg.k_proj.weight.data.set(randn(agg.k_proj.weight.shape, { rng }).f32);
+        const bank = concat(
+          amortizeDocuments(mac, DOCS).map((a) => a.entries),
+          0,
+        ); // (N, W + 1, C)
+        const N = bank.dim(0);
+        expect(N).toBeGreaterThan(8);
+        const q0 = mac.encodeQuestions(["who flew to rome?", "what did eve sell?"]);
+        const full = aggregateFull(agg, q0, bank);
+        const { index } = agg.choose(q0, bank);
+        for (let b = 0; b < 2; b++) {
+          const got = full.f32.subarray(b * (W + 1) * C, (b + 1) * (W + 1) * C);
+          const want = bank.f32.subarray(index[b]! * (W + 1) * C, (index[b]! + 1) * (W + 1) * C);
+          expect(Array.from(got)).toEqual(Array.from(want));
+        }
+        for (const M of [2, 3, 4]) {
+          const h = aggregateHierarchical(agg, q0, bank, M) as Tensor;
+          expect(Array.from(h.f32)).toEqual(Array.from(full.f32));
+        }
+        // Per-question banks choose as the shared bank does.
+        const perQ = concat(
+          [slice(bank, 0, 0, N).reshapeView([1, N, W + 1, C]), bank.reshapeView([1, N, W + 1, C])],
+          0,
+        );
+        expect(Array.from(agg.forward(q0, perQ).f32)).toEqual(Array.from(full.f32));
+        // Provenance: the shares sum to 1 and the chosen entry has the largest.
+        const one = slice(q0, 0, 0, 1);
+        const { shares } = aggregateWithShares(agg, one, bank);
+        expect(shares[0]!.reduce((a, v) => a + v, 0)).toBeCloseTo(1, 6);
+        expect(shares[0]!.indexOf(Math.max(...shares[0]!))).toBe(index[0]);
+        const groups = Array.from({ length: Math.ceil(N / 4) }, (_, g) =>
+          slice(bank, 0, 4 * g, Math.min(N, 4 * g + 4)),
+        );
+        const hs = hierarchicalShares(agg, one, groups, 4);
+        expect(hs.reduce((a, v) => a + v, 0)).toBeCloseTo(1, 6);
+        expect(hs.indexOf(Math.max(...hs))).toBe(index[0]);
+      }),
+    );
+  });
+
+  it("matches a stored float16 entry's tokens to the question's float32 ones", () => {
+    const row = Float32Array.from({ length: 32 }, (_, i) => Math.sin(i + 1) * 0.0371);
+    const f16 = Float32Array.from(row, (x) => f16BitsToF32(f32ToF16Bits(x)));
+    const other = Float32Array.from({ length: 32 }, (_, i) => Math.cos(i + 1) * 0.0371);
+    expect(rowSignature(row, 0, 32)).not.toBeNull();
+    expect(rowSignature(f16, 0, 32)).toBe(rowSignature(row, 0, 32));
+    expect(rowSignature(other, 0, 32)).not.toBe(rowSignature(row, 0, 32));
+    expect(rowSignature(new Float32Array(32), 0, 32)).toBeNull();
+  });
+
+  it("has scores whose gradients match finite differences", () => {
+    const agg = new SelectAggregator(C, { rank: 4, rng: new Rng(9) });
+    const rng = new Rng(11);
+    agg.q_proj.weight.data.set(randn(agg.q_proj.weight.shape, { rng, std: 0.3 }).f32);
+    agg.k_proj.weight.data.set(randn(agg.k_proj.weight.shape, { rng, std: 0.3 }).f32);
+    agg.word_weight.weight.data.set(randn(agg.word_weight.weight.shape, { rng, std: 0.3 }).f32);
+    const { q0, bank } = noGrad(() => ({
+      q0: mac.encodeQuestions(["who flew?"]),
+      bank: concat(
+        amortizeDocuments(mac, DOCS.slice(0, 3)).map((a) => a.entries),
+        0,
+      ),
+    }));
+    const wts = randn([1, bank.dim(0)], { rng: new Rng(3) });
+    const f = (): Tensor => sum(mul(agg.scores(q0, bank), wts));
+    const params = agg.trainableParameters();
+    const grads = grad(
+      f(),
+      params.map(([, t]) => t),
+    );
+    for (const [k, [name, p]] of params.entries()) {
+      for (const i of [0, Math.floor(p.data.length / 2), p.data.length - 1]) {
+        const x = p.data[i]!;
+        const h = 1e-2;
+        p.data[i] = x + h;
+        const up = noGrad(() => f().item());
+        p.data[i] = x - h;
+        const down = noGrad(() => f().item());
+        p.data[i] = x;
+        const fd = (up - down) / (2 * h);
+        expect(Math.abs(grads[k]!.data[i]! - fd), `${name}[${i}]`).toBeLessThan(2e-2 * Math.max(1, Math.abs(fd)));
+      }
+    }
+  });
+
+  it("trains the selection towards the LM's own answer losses, caching them on disk", () => {
+    const dir = mkdtempSync(join(tmpdir(), "maclm-select-"));
+    try {
+      const store = new WindowLossStore(join(dir, "losses.sqlite"), "t");
+      const examples = [
+        { document: DOCS[1]!, question: "who flew to rome?", answer: "bob" },
+        { document: DOCS[3]!, question: "what grew near oslo?", answer: "corn" },
+        { document: DOCS[4]!, question: "what did eve sell?", answer: "figs" },
+      ];
+      const agg = mac.aggregator as SelectAggregator;
+      const opt = new AdamW(
+        agg.trainableParameters().map(([, t]) => t),
+        { lr: 1e-2 },
+      );
+      const kls: number[] = [];
+      for (let s = 0; s < 40; s++)
+        scope(() => {
+          const t = selectionLoss(mac, DOCS, examples, { tau: 0.1, store });
+          kls.push(t.kl);
+          const g = grad(
+            t.loss,
+            agg.trainableParameters().map(([, p]) => p),
+          );
+          opt.step(g);
+        });
+      expect(kls.every(Number.isFinite)).toBe(true);
+      expect(kls.at(-1)!).toBeLessThan(0.5 * kls[0]!);
+      // The LM's losses were computed once: a fresh store on the same file answers without computing.
+      store.close();
+      const again = new WindowLossStore(join(dir, "losses.sqlite"), "t");
+      const got = again.fetch(examples[0]!, [null], () => {
+        throw new Error("recomputed");
+      });
+      expect(got[0]!).toBeGreaterThan(0);
+      again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("runs the memory ablation over documents of several windows each", () => {
+    const questions = [
+      { document: DOCS[1]!, question: "who flew to rome?", answer: "bob" },
+      { document: DOCS[2]!, question: "who wrote code?", answer: "ada" },
+    ];
+    const a = ablationLosses(mac, questions, DOCS, { k: 3 });
+    for (const v of [a.none, a.own_alone, a.own_among_k, a.unrelated_k, a.in_context])
+      expect(Number.isFinite(v)).toBe(true);
+    expect(a.questions).toBe(2);
+  });
+
+  it("refuses a configuration that mixes the extractive memory's parts with others", () => {
+    expect(() => parseConfig({ aggregator: { kind: "select" } })).toThrow(
+      /aggregator\.kind: the extractive memory needs/,
+    );
+    const ok = parseConfig({
+      amortizer: { kind: "lm-window", window: 16 },
+      aggregator: { kind: "select" },
+      modulation: { kind: "tokens" },
+    });
+    expect(ok.amortizer.kind).toBe("lm-window");
+  });
+});
