@@ -131,7 +131,7 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
   const m = config.modulation;
   const modulation =
     m.kind === "tokens"
-      ? new TokensModulation(base.model, base.tokenizer)
+      ? new TokensModulation(base.model, base.tokenizer, { before: m.before, after: m.after })
       : m.kind === "soft-prompt"
         ? new SoftPromptModulation(base.model, d, {
             rng: new Rng(rng.u32()),

@@ -101,6 +101,12 @@ export const MacConfigSchema = z
          * to 9 % in 50 steps), while the learned base embeddings take the answer format.
          */
         softGain: z.number().min(0).default(0.1),
+        /**
+         * tokens: text the LM reads before the chosen window and after it, so that the window sits where a prompt
+         * puts its context (e.g. inside a chat template's user turn); the question's prompt (qaTemplate) follows.
+         */
+        before: z.string().default(""),
+        after: z.string().default("\n\n"),
       })
       .prefault({}),
     /**

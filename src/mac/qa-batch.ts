@@ -1,6 +1,7 @@
 /**
  * Base-LM inputs for question answering, as MAC trains them (mac-reference 2.1): the raw question immediately
- * followed by " " + answer + EOS, right-padded; the loss covers only the answer tokens and EOS.
+ * followed by " " + answer + EOS (no space after a prompt ending in whitespace), right-padded; the loss covers only
+ * the answer tokens and EOS.
  *
  *   ids     int32 (B, L)     question ⧺ answer ⧺ EOS ⧺ pad
  *   mask    float32 (B, L)   1 on real tokens
@@ -41,8 +42,12 @@ export function qaRows(
   const eos = tokenizer.eosId;
   if (eos === null) throw new MacLmError("MACLM_BAD_ARGUMENT", "qaBatch: the base tokenizer has no EOS token");
   return questions.map((q, i) => {
-    const qIds = tokenizer.encode(q.trim(), { addSpecialTokens: false });
-    let aIds = tokenizer.encode(" " + answers[i]!.trim(), { addSpecialTokens: false });
+    // A prompt that ends in whitespace (a chat template's "assistant\n") keeps it and the answer follows directly;
+    // otherwise the answer follows after a space.
+    const prompt = q.trimStart();
+    const open = /\s$/.test(prompt);
+    const qIds = tokenizer.encode(open ? prompt : prompt.trimEnd(), { addSpecialTokens: false });
+    let aIds = tokenizer.encode((open ? "" : " ") + answers[i]!.trim(), { addSpecialTokens: false });
     if (opts.maxAnswerTokens !== undefined) aIds = aIds.slice(0, opts.maxAnswerTokens);
     aIds = [...aIds, eos];
     const room = Math.max(1, opts.maxLength - aIds.length);

@@ -78,27 +78,37 @@ describe("extractive memory", () => {
     );
   });
 
-  it("lets the LM read a chosen entry exactly as the window's text before the question", () => {
-    noGrad(() =>
-      scope(() => {
-        const tok = mac.baseTokenizer;
-        const window = "ada wr"; // W tokens: no padding
-        const q = tok.encode("q: who? a:");
-        const entry = mac.amortize([window]);
-        const withMemory = mac.base.forward({
-          ids: Tensor.from(Int32Array.from(q), [1, q.length], "int32"),
-          modulation: mac.modulation.forward(entry),
-        }).f32;
-        const text = [...tok.encode(window), ...tok.encode("\n\n", { addSpecialTokens: false }), ...q];
-        const inContext = mac.base.forward({ ids: Tensor.from(Int32Array.from(text), [1, text.length], "int32") }).f32;
-        const V = mac.base.vocabSize;
-        const off = (text.length - q.length) * V;
-        let worst = 0;
-        for (let i = 0; i < q.length * V; i++) worst = Math.max(worst, Math.abs(withMemory[i]! - inContext[off + i]!));
-        expect(worst).toBeLessThan(1e-4);
-      }),
-    );
-  });
+  it.each([
+    ["a paragraph break after it", {}, "", "\n\n"],
+    ["its own text around it", { before: "c: ", after: ". " }, "c: ", ". "],
+  ])(
+    "lets the LM read a chosen entry exactly as the window's text before the question (%s)",
+    (_, text, before, after) => {
+      noGrad(() =>
+        scope(() => {
+          const tok = mac.baseTokenizer;
+          const modulation = new TokensModulation(mac.base, tok, text);
+          const window = "ada wr"; // W tokens: no padding
+          const q = tok.encode("q: who? a:");
+          const entry = mac.amortize([window]);
+          const withMemory = mac.base.forward({
+            ids: Tensor.from(Int32Array.from(q), [1, q.length], "int32"),
+            modulation: modulation.forward(entry),
+          }).f32;
+          const ids = [...tok.encode(before), ...tok.encode(window), ...tok.encode(after), ...q];
+          const inContext = mac.base.forward({
+            ids: Tensor.from(Int32Array.from(ids), [1, ids.length], "int32"),
+          }).f32;
+          const V = mac.base.vocabSize;
+          const off = (ids.length - q.length) * V;
+          let worst = 0;
+          for (let i = 0; i < q.length * V; i++)
+            worst = Math.max(worst, Math.abs(withMemory[i]! - inContext[off + i]!));
+          expect(worst).toBeLessThan(1e-4);
+        }),
+      );
+    },
+  );
 
   it("prefers, untrained, the entry holding the question's tokens (shared-word evidence)", () => {
     noGrad(() =>
