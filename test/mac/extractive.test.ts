@@ -18,6 +18,7 @@ import { MacModel } from "../../src/mac/model.js";
 import { TokensModulation } from "../../src/mac/modulation/tokens.js";
 import { aggregateWithShares, hierarchicalShares } from "../../src/mac/provenance.js";
 import { WindowLossStore, selectionLoss } from "../../src/mac/train/select.js";
+import { contextIds } from "../../src/mac/train/distill.js";
 import { amortizeDocuments } from "../../src/mac/windows.js";
 import { loadCausalLM } from "../../src/models/load.js";
 import { AdamW, Tensor, concat, grad, mul, noGrad, scope, slice, sum } from "../../src/tensor/index.js";
@@ -262,6 +263,23 @@ describe("extractive memory", () => {
     for (const v of [a.none, a.own_alone, a.own_among_k, a.unrelated_k, a.in_context])
       expect(Number.isFinite(v)).toBe(true);
     expect(a.questions).toBe(2);
+  });
+
+  it("puts a whole document in context in the same frame as a window (the ablation's ceiling, the teacher)", () => {
+    const tok = mac.baseTokenizer;
+    const framed = new MacModel({
+      base: mac.base,
+      baseTokenizer: tok,
+      amortizer: mac.amortizer,
+      questionEncoder: mac.question_encoder,
+      aggregator: mac.aggregator,
+      modulation: new TokensModulation(mac.base, tok, { before: "c: ", after: ". " }),
+    });
+    expect(contextIds(framed, " ada wrote code. ")).toEqual([
+      ...tok.encode("c: "),
+      ...tok.encode("ada wrote code."),
+      ...tok.encode(". "),
+    ]);
   });
 
   it("refuses a configuration that mixes the extractive memory's parts with others", () => {

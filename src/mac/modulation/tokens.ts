@@ -20,6 +20,8 @@ import type { ModulationGenerator } from "./prefix.js";
 export class TokensModulation extends Module implements ModulationGenerator {
   readonly latentDim: number;
   readonly #lm: CausalLM;
+  /** The text around the window, as the LM reads it (a document in context is read in the same frame). */
+  readonly frame: { before: string; after: string };
   readonly #before: Tensor; // (S0, C)
   readonly #after: Tensor; // (S1, C)
 
@@ -37,8 +39,9 @@ export class TokensModulation extends Module implements ModulationGenerator {
       ids.forEach((id, i) => out.data.set(table.f32.subarray(id * C, (id + 1) * C), i * C));
       return untrack(out); // held for the module's life, not by whatever scope builds it
     };
-    this.#before = rows(text.before ?? "");
-    this.#after = rows(text.after ?? "\n\n");
+    this.frame = { before: text.before ?? "", after: text.after ?? "\n\n" };
+    this.#before = rows(this.frame.before);
+    this.#after = rows(this.frame.after);
   }
 
   forward(z: Tensor): Modulation {

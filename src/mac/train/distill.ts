@@ -18,6 +18,7 @@ import { MacLmError, ShapeError, fmtShape } from "../../errors.js";
 import { Tensor, indexSelect, logSoftmax, mul, noGrad, reshape, scope, sum } from "../../tensor/index.js";
 import { type MacModel, prefixMask } from "../model.js";
 import { qaRows } from "../qa-batch.js";
+import { TokensModulation } from "../modulation/tokens.js";
 
 /** How the teacher (and the in-context ceiling) puts a document before the question. */
 export const CONTEXT_SEPARATOR = "\n\n";
@@ -38,10 +39,17 @@ export interface TeacherTargets {
   logp: Float32Array; // (n, k) teacher log-probabilities (not renormalised)
 }
 
-/** Document tokens as the teacher reads them before the question (cropped to MAX_CONTEXT_TOKENS). */
+/**
+ * Document tokens as the teacher reads them before the question (cropped to MAX_CONTEXT_TOKENS): where the model's
+ * memory is read as text in a frame (the extractive memory's tokens modulation), the whole document in that frame.
+ */
 export function contextIds(mac: MacModel, document: string): number[] {
-  const ids = mac.baseTokenizer.encode(document.trim() + CONTEXT_SEPARATOR, { addSpecialTokens: false });
-  return ids.length > MAX_CONTEXT_TOKENS ? [...ids.slice(0, MAX_CONTEXT_TOKENS - 2), ...ids.slice(-2)] : ids;
+  const frame =
+    mac.modulation instanceof TokensModulation ? mac.modulation.frame : { before: "", after: CONTEXT_SEPARATOR };
+  const enc = (t: string): number[] => mac.baseTokenizer.encode(t, { addSpecialTokens: false });
+  const [pre, doc, post] = [enc(frame.before), enc(document.trim()), enc(frame.after)];
+  const room = Math.max(1, MAX_CONTEXT_TOKENS - pre.length - post.length);
+  return [...pre, ...doc.slice(0, room), ...post];
 }
 
 /**
