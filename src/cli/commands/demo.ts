@@ -62,12 +62,16 @@ export async function run(o: DemoCommandOptions, io: CliIO): Promise<void> {
     const questions = qs.map((e) => e.question);
     const withMemory: string[] = [];
     const without: string[] = [];
-    const opts = { maxNewTokens: 16, maxSources: 0 };
+    const opts = { maxNewTokens: 16, maxSources: 1 };
     for (const [i, q] of questions.entries()) {
-      withMemory.push((await mac.ask(q, opts)).answer);
-      without.push((await mac.ask(q, { ...opts, memory: false })).answer);
+      const r = await mac.ask(q, opts);
+      withMemory.push(r.answer);
+      without.push((await mac.ask(q, { ...opts, maxSources: 0, memory: false })).answer);
+      // Where the answer came from: the document the memory weighed most, and its sentence closest to the question.
+      const src = r.sources[0];
+      const from = src ? `   read from:   ${src.id} (${(100 * src.weight).toFixed(0)} %): "${src.snippet}"\n` : "";
       io.stdout.write(
-        `Q${i + 1}: ${q}\n   gold:        ${qs[i]!.answers[0]}\n   MAC memory:  ${withMemory[i]}\n   no memory:   ${without[i]}\n`,
+        `Q${i + 1}: ${q}\n   gold:        ${qs[i]!.answers[0]}\n   MAC memory:  ${withMemory[i]}\n${from}   no memory:   ${without[i]}\n`,
       );
     }
     const refs = qs.map((e) => e.answers);

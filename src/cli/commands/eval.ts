@@ -32,8 +32,12 @@ export interface EvalCommandOptions {
   cache?: string;
 }
 
-/** The checkpoint shipped in the package (checkpoints/mac-default at its root). */
-export const SHIPPED_CHECKPOINT = fileURLToPath(new URL("../../../checkpoints/mac-default", import.meta.url));
+/**
+ * The checkpoint shipped in the package for the demo and the benchmark: the extractive memory
+ * (checkpoints/mac-extractive at its root), the one whose memory carries the documents' content
+ * (results/training/extractive). checkpoints/mac-default, the learned-latent MAC, ships beside it.
+ */
+export const SHIPPED_CHECKPOINT = fileURLToPath(new URL("../../../checkpoints/mac-extractive", import.meta.url));
 
 /** A progress bar per phase on a terminal; otherwise a line when a phase ends. */
 function phaseProgress(io: CliIO, unit: string): (phase: string, done: number, total: number) => void {

@@ -30,6 +30,7 @@ import type { MacModel } from "../model.js";
 import { type MemoryAblation, ablationLosses } from "../ablation.js";
 import { type TrainState, latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { WindowLossStore, selectionLoss } from "./select.js";
+import { amortizeDocuments } from "../windows.js";
 import { TeacherStore, teacherTargets } from "./distill.js";
 
 export interface TrainExample {
@@ -411,10 +412,8 @@ export class MacTrainer {
     const r = noGrad(() =>
       scope(() => {
         const docs = [...new Set(this.val.map((e) => e.document))];
-        const memory = scope(() => {
-          const parts = m.amortizeBatched(docs);
-          return parts.length === 1 ? parts[0]! : concatAll(parts);
-        });
+        // As adaptation stores them: a document longer than the amortizer reads is one entry per window.
+        const memory = scope(() => concatAll(amortizeDocuments(m, docs).map((a) => a.entries)));
         const sample = this.val.slice(0, this.o.evalQuestions);
         let lossSum = 0;
         for (let i = 0; i < sample.length; i += 8) {
