@@ -77,7 +77,7 @@ export class SelectAggregator extends Module {
     this.lexical_gain = this.param(Tensor.full([1], opts.lexicalGain ?? 1));
   }
 
-  /** Rows of the question encoder's output (Bq, Tm, C) that are token embeddings: all but the last. */
+  /** Queries and entries must have the same Tm rows (Tm − 1 token rows, then the LM state) and width C. */
   private check(op: string, q0: Tensor, memory: Tensor): void {
     const C = this.dim;
     if (q0.ndim !== 3 || q0.dim(2) !== C)

@@ -12,13 +12,12 @@
  *
  * Targets are computed once per (document, question, answer, prompt) and cached in a SQLite file of the run folder.
  */
-import { createHash } from "node:crypto";
-import Database from "better-sqlite3";
 import { MacLmError, ShapeError, fmtShape } from "../../errors.js";
 import { Tensor, indexSelect, logSoftmax, mul, noGrad, reshape, scope, sum } from "../../tensor/index.js";
 import { type MacModel, prefixMask } from "../model.js";
 import { qaRows } from "../qa-batch.js";
 import { TokensModulation } from "../modulation/tokens.js";
+import { KeyedStore } from "./keyed-store.js";
 
 /** How the teacher (and the in-context ceiling) puts a document before the question. */
 export const CONTEXT_SEPARATOR = "\n\n";
@@ -172,31 +171,10 @@ export function distillLoss(logits: Tensor, targets: readonly TeacherTargets[]):
   return { loss: ce, kl: () => ce.item() + negEntropy / positions };
 }
 
-/** A durable cache of teacher targets by example (SQLite; a crash loses at most the batch being written). */
-export class TeacherStore {
-  readonly #db: Database.Database;
-  readonly #get: Database.Statement;
-  readonly #put: Database.Statement;
-
-  constructor(
-    readonly path: string,
-    readonly key: string,
-  ) {
-    this.#db = new Database(path);
-    this.#db.pragma("journal_mode = WAL");
-    this.#db.exec(
-      "CREATE TABLE IF NOT EXISTS targets (id TEXT PRIMARY KEY, n INTEGER, k INTEGER, ids BLOB, logp BLOB) STRICT",
-    );
-    this.#get = this.#db.prepare("SELECT n, k, ids, logp FROM targets WHERE id = ?");
-    this.#put = this.#db.prepare("INSERT OR REPLACE INTO targets VALUES (?, ?, ?, ?, ?)");
-  }
-
-  /** The example's id: its texts, the prompt template and k (a changed template or k computes anew). */
-  id(e: DistillExample, k: number): string {
-    return createHash("sha256")
-      .update(JSON.stringify([this.key, k, e.document, e.question, e.answer]))
-      .digest("hex")
-      .slice(0, 32);
+/** A durable cache of teacher targets by example (keyed-store.ts). */
+export class TeacherStore extends KeyedStore<{ n: number; k: number; ids: Buffer; logp: Buffer }> {
+  constructor(path: string, key: string) {
+    super(path, key, "targets", ["n INTEGER", "k INTEGER", "ids BLOB", "logp BLOB"]);
   }
 
   /** Targets for examples: cached ones read back, the others computed with `compute` and stored. */
@@ -205,9 +183,9 @@ export class TeacherStore {
     k: number,
     compute: (missing: DistillExample[]) => TeacherTargets[],
   ): TeacherTargets[] {
-    const ids = examples.map((e) => this.id(e, k));
+    const ids = examples.map((e) => this.id(k, e.document, e.question, e.answer));
     const out: (TeacherTargets | undefined)[] = ids.map((id) => {
-      const r = this.#get.get(id) as { n: number; k: number; ids: Buffer; logp: Buffer } | undefined;
+      const r = this.read(id);
       if (!r) return undefined;
       return {
         n: r.n,
@@ -219,18 +197,14 @@ export class TeacherStore {
     const missing = out.flatMap((t, i) => (t ? [] : [i]));
     if (missing.length > 0) {
       const computed = compute(missing.map((i) => examples[i]!));
-      this.#db.transaction(() =>
-        missing.forEach((i, j) => {
+      this.write(
+        missing.map((i, j) => {
           const t = computed[j]!;
           out[i] = t;
-          this.#put.run(ids[i]!, t.n, t.k, Buffer.from(t.ids.buffer), Buffer.from(t.logp.buffer));
+          return [ids[i]!, t.n, t.k, Buffer.from(t.ids.buffer), Buffer.from(t.logp.buffer)];
         }),
-      )();
+      );
     }
     return out as TeacherTargets[];
-  }
-
-  close(): void {
-    this.#db.close();
   }
 }

@@ -12,58 +12,34 @@
  * itself has no gradient. ℓ is computed once per (question, answer, window) and cached on disk (WindowLossStore):
  * the frozen LM never changes, so a resumed run or a second epoch costs only the scorer's forward and backward.
  */
-import { createHash } from "node:crypto";
-import Database from "better-sqlite3";
 import { MacLmError } from "../../errors.js";
 import { Tensor, concat, crossEntropy, logSoftmax, mul, noGrad, reshape, scope, sum } from "../../tensor/index.js";
 import { SelectAggregator } from "../aggregate/select.js";
 import type { MacModel, QaExample } from "../model.js";
 import { amortizeDocuments } from "../windows.js";
+import { KeyedStore } from "./keyed-store.js";
 
 export interface SelectExample extends QaExample {
   document: string;
 }
 
 /** The frozen LM's answer losses per (template, question, answer, window text; "" = no window), on disk. */
-export class WindowLossStore {
-  readonly #db: Database.Database;
-  readonly #get: Database.Statement;
-  readonly #put: Database.Statement;
-
-  constructor(
-    readonly path: string,
-    readonly key: string,
-  ) {
-    this.#db = new Database(path);
-    this.#db.pragma("journal_mode = WAL");
-    this.#db.exec("CREATE TABLE IF NOT EXISTS losses (id TEXT PRIMARY KEY, loss REAL NOT NULL) STRICT");
-    this.#get = this.#db.prepare("SELECT loss FROM losses WHERE id = ?");
-    this.#put = this.#db.prepare("INSERT OR REPLACE INTO losses VALUES (?, ?)");
-  }
-
-  private id(e: QaExample, window: string): string {
-    return createHash("sha256")
-      .update(JSON.stringify([this.key, e.question, e.answer, window]))
-      .digest("hex")
-      .slice(0, 32);
+export class WindowLossStore extends KeyedStore<{ loss: number }> {
+  constructor(path: string, key: string) {
+    super(path, key, "losses", ["loss REAL NOT NULL"]);
   }
 
   /** Losses for the windows of one question (null: no window): stored ones read back, the rest computed. */
   fetch(e: QaExample, windows: readonly (string | null)[], compute: (missing: number[]) => number[]): number[] {
-    const ids = windows.map((w) => this.id(e, w ?? ""));
-    const out = ids.map((id) => (this.#get.get(id) as { loss: number } | undefined)?.loss);
+    const ids = windows.map((w) => this.id(e.question, e.answer, w ?? ""));
+    const out = ids.map((id) => this.read(id)?.loss);
     const missing = out.flatMap((v, i) => (v === undefined ? [i] : []));
     if (missing.length > 0) {
       const computed = compute(missing);
-      this.#db.transaction(() =>
-        missing.forEach((i, j) => ((out[i] = computed[j]!), this.#put.run(ids[i]!, out[i]))),
-      )();
+      missing.forEach((i, j) => (out[i] = computed[j]!));
+      this.write(missing.map((i) => [ids[i]!, out[i]!]));
     }
     return out as number[];
-  }
-
-  close(): void {
-    this.#db.close();
   }
 }
 
