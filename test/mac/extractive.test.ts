@@ -19,6 +19,7 @@ import { TokensModulation } from "../../src/mac/modulation/tokens.js";
 import { aggregateWithShares, hierarchicalShares } from "../../src/mac/provenance.js";
 import { WindowLossStore, selectionLoss } from "../../src/mac/train/select.js";
 import { contextIds } from "../../src/mac/train/distill.js";
+import { MacTrainer } from "../../src/mac/train/trainer.js";
 import { amortizeDocuments } from "../../src/mac/windows.js";
 import { loadCausalLM } from "../../src/models/load.js";
 import { AdamW, Tensor, concat, grad, mul, noGrad, scope, slice, sum } from "../../src/tensor/index.js";
@@ -251,6 +252,31 @@ describe("extractive memory", () => {
       again.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("trains through MacTrainer with the select objective, logging the selection's KL", () => {
+    const rows = DOCS.map((d, i) => ({
+      docId: `d${i}`,
+      document: d,
+      question: `what about ${d.split(" ")[0]}?`,
+      answers: [d.split(" ")[1]!],
+    }));
+    const trainer = new MacTrainer(mac, rows, rows.slice(0, 2), {
+      steps: 3,
+      batchSize: 4,
+      lr: 1e-2,
+      objective: "select",
+    });
+    try {
+      const steps = [...trainer.fit()].flatMap((e) => (e.kind === "step" ? [e] : []));
+      expect(steps.map((e) => e.step)).toEqual([1, 2, 3]);
+      for (const e of steps) {
+        expect(Number.isFinite(e.loss)).toBe(true);
+        expect(e.kl).toBeGreaterThanOrEqual(0);
+      }
+    } finally {
+      trainer.dispose();
     }
   });
 

@@ -31,6 +31,7 @@ import { type MemoryAblation, ablationLosses } from "../ablation.js";
 import { type TrainState, latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { WindowLossStore, selectionLoss } from "./select.js";
 import { amortizeDocuments } from "../windows.js";
+import { TokensModulation } from "../modulation/tokens.js";
 import { TeacherStore, teacherTargets } from "./distill.js";
 
 export interface TrainExample {
@@ -196,7 +197,12 @@ export class MacTrainer {
       this.o.objective === "select"
         ? new WindowLossStore(
             this.o.windowLossStore ?? ":memory:",
-            `${model.qaTemplate}\u0000${model.amortizer.maxLength}`,
+            // What the LM's losses depend on besides the texts: the prompt, the window size, the frame around it.
+            JSON.stringify([
+              model.qaTemplate,
+              model.amortizer.maxLength,
+              model.modulation instanceof TokensModulation ? model.modulation.frame : null,
+            ]),
           )
         : null;
     if (!(this.o.keepRatio > 0 && this.o.keepRatio <= 1))
