@@ -163,8 +163,6 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
 export const configPathIn = (dir: string): string | null =>
   existsSync(join(dir, "config.json")) ? join(dir, "config.json") : null;
 
-const inputEmbeddings = inputEmbeddingTable;
-
 /** The aggregation network of a configuration, for an LM of width d. */
 export function createAggregator(config: MacConfig, d: number, rng: Rng): MemoryAggregator {
   const g = config.aggregator;
@@ -175,7 +173,7 @@ export function createAggregator(config: MacConfig, d: number, rng: Rng): Memory
 
 /** The input embeddings (T, C) of a neutral preamble, cycled to T tokens: the soft prompt's starting point. */
 function neutralEmbeddings(lm: CausalLM, tokenizer: Tokenizer, T: number): Tensor | undefined {
-  const w = inputEmbeddings(lm);
+  const w = inputEmbeddingTable(lm);
   if (!w) return undefined;
   const ids = tokenizer.encode("Here is some background information.\n\n", { addSpecialTokens: false });
   const C = lm.hiddenSize;
@@ -187,7 +185,7 @@ function neutralEmbeddings(lm: CausalLM, tokenizer: Tokenizer, T: number): Tenso
 
 /** RMS of the LM's input embedding table: the scale soft tokens should start at. */
 function embeddingRms(lm: CausalLM): number {
-  const w = inputEmbeddings(lm);
+  const w = inputEmbeddingTable(lm);
   if (!w) return 1;
   let s = 0;
   for (let i = 0; i < w.data.length; i++) s += w.data[i]! * w.data[i]!;

@@ -37,6 +37,7 @@ import {
 import type { Amortizer } from "./amortize/amortizer.js";
 import { encodeTexts } from "./amortize/text-batch.js";
 import type { ModulationGenerator } from "./modulation/index.js";
+import { TokensModulation } from "./modulation/tokens.js";
 import { IGNORE_INDEX, type QaBatch, qaBatch } from "./qa-batch.js";
 import { type TeacherTargets, distillLoss } from "./train/distill.js";
 
@@ -106,6 +107,14 @@ export class MacModel extends Module {
 
   get baseTokenizer(): Tokenizer {
     return this.#baseTokenizer;
+  }
+
+  /**
+   * The text the memory's window is read between (the extractive memory's frame), or null: a document placed in
+   * the LM's context (the ablation's ceiling, the distillation teacher) is read in the same frame.
+   */
+  get contextFrame(): { before: string; after: string } | null {
+    return this.modulation instanceof TokensModulation ? this.modulation.frame : null;
   }
 
   get numSlots(): number {

@@ -8,10 +8,9 @@
  *   e        = [E[before] ; z[:, :W] ; E[after]]        (B, P, C),  P = |before| + W + |after|
  *   prefix_l = LM layers over e                         per layer (B, P, NKV, HS), positions 0..P−1
  */
-import { MacLmError } from "../../errors.js";
+import { MacLmError, ShapeError, fmtShape } from "../../errors.js";
 import type { CausalLM, Modulation } from "../../models/types.js";
 import { Module } from "../../nn/module.js";
-import { ShapeError, fmtShape } from "../../errors.js";
 import { Tensor, concat, expand, reshape, slice, untrack } from "../../tensor/index.js";
 import type { Tokenizer } from "../../tokenizers/index.js";
 import { inputEmbeddingTable } from "../amortize/window-entry.js";

@@ -16,7 +16,6 @@ import { MacLmError, ShapeError, fmtShape } from "../../errors.js";
 import { Tensor, indexSelect, logSoftmax, mul, noGrad, reshape, scope, sum } from "../../tensor/index.js";
 import { type MacModel, prefixMask } from "../model.js";
 import { qaRows } from "../qa-batch.js";
-import { TokensModulation } from "../modulation/tokens.js";
 import { KeyedStore } from "./keyed-store.js";
 
 /** How the teacher (and the in-context ceiling) puts a document before the question. */
@@ -43,8 +42,7 @@ export interface TeacherTargets {
  * memory is read as text in a frame (the extractive memory's tokens modulation), the whole document in that frame.
  */
 export function contextIds(mac: MacModel, document: string): number[] {
-  const frame =
-    mac.modulation instanceof TokensModulation ? mac.modulation.frame : { before: "", after: CONTEXT_SEPARATOR };
+  const frame = mac.contextFrame ?? { before: "", after: CONTEXT_SEPARATOR };
   const enc = (t: string): number[] => mac.baseTokenizer.encode(t, { addSpecialTokens: false });
   const [pre, doc, post] = [enc(frame.before), enc(document.trim()), enc(frame.after)];
   const room = Math.max(1, MAX_CONTEXT_TOKENS - pre.length - post.length);

@@ -31,7 +31,6 @@ import { type MemoryAblation, ablationLosses } from "../ablation.js";
 import { type TrainState, latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { WindowLossStore, selectionLoss } from "./select.js";
 import { amortizeDocuments } from "../windows.js";
-import { TokensModulation } from "../modulation/tokens.js";
 import { TeacherStore, teacherTargets } from "./distill.js";
 
 export interface TrainExample {
@@ -198,11 +197,7 @@ export class MacTrainer {
         ? new WindowLossStore(
             this.o.windowLossStore ?? ":memory:",
             // What the LM's losses depend on besides the texts: the prompt, the window size, the frame around it.
-            JSON.stringify([
-              model.qaTemplate,
-              model.amortizer.maxLength,
-              model.modulation instanceof TokensModulation ? model.modulation.frame : null,
-            ]),
+            JSON.stringify([model.qaTemplate, model.amortizer.maxLength, model.contextFrame]),
           )
         : null;
     if (!(this.o.keepRatio > 0 && this.o.keepRatio <= 1))
