@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 
 export class KeyedStore<Row> {
-  protected readonly db: Database.Database;
+  readonly #db: Database.Database;
   readonly #get: Database.Statement;
   readonly #put: Database.Statement;
 
@@ -19,12 +19,12 @@ export class KeyedStore<Row> {
     table: string,
     columns: readonly string[],
   ) {
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.exec(`CREATE TABLE IF NOT EXISTS ${table} (id TEXT PRIMARY KEY, ${columns.join(", ")}) STRICT`);
+    this.#db = new Database(path);
+    this.#db.pragma("journal_mode = WAL");
+    this.#db.exec(`CREATE TABLE IF NOT EXISTS ${table} (id TEXT PRIMARY KEY, ${columns.join(", ")}) STRICT`);
     const names = columns.map((c) => c.split(" ")[0]!);
-    this.#get = this.db.prepare(`SELECT ${names.join(", ")} FROM ${table} WHERE id = ?`);
-    this.#put = this.db.prepare(`INSERT OR REPLACE INTO ${table} VALUES (?, ${names.map(() => "?").join(", ")})`);
+    this.#get = this.#db.prepare(`SELECT ${names.join(", ")} FROM ${table} WHERE id = ?`);
+    this.#put = this.#db.prepare(`INSERT OR REPLACE INTO ${table} VALUES (?, ${names.map(() => "?").join(", ")})`);
   }
 
   /** The id of a row: sha256 of the store's key and the row's parts. */
@@ -41,10 +41,10 @@ export class KeyedStore<Row> {
 
   /** Writes rows (id, column values in order) in one transaction. */
   protected write(rows: readonly (readonly unknown[])[]): void {
-    this.db.transaction(() => rows.forEach((r) => this.#put.run(...r)))();
+    this.#db.transaction(() => rows.forEach((r) => this.#put.run(...r)))();
   }
 
   close(): void {
-    this.db.close();
+    this.#db.close();
   }
 }
