@@ -18,6 +18,7 @@ export {
   type AdaptResult,
   type AskOptions,
   type AskResult,
+  type ChosenWindow,
   type AskStream,
   type AskTimings,
   type DecodingChoice,

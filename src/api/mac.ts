@@ -26,7 +26,7 @@ import { MacLmError } from "../errors.js";
 import { type GenerateOptions, MAC_DECODING, generate, greedyTokens } from "../generate/index.js";
 import { aggregateFull, aggregateHierarchical } from "../mac/aggregate/hierarchical.js";
 import { checkBankFingerprint, checkpointFingerprint, loadMac, macFingerprint } from "../mac/io.js";
-import { amortizeDocuments } from "../mac/windows.js";
+import { amortizeDocuments, documentWindows } from "../mac/windows.js";
 import { type BankDType, type BankDocumentInfo, type JsonObject, MemoryBank } from "../mac/memory/bank.js";
 import type { MacModel } from "../mac/model.js";
 import { aggregateWithShares, hierarchicalShares } from "../mac/provenance.js";
@@ -100,13 +100,26 @@ export interface AskOptions {
   signal?: AbortSignal;
 }
 
+/** The window of a stored document that an extractive memory chose for a question. */
+export interface ChosenWindow {
+  /** The document's id. */
+  id: string;
+  /** Which of the document's windows (0 for a document the amortizer reads whole). */
+  window: number;
+  /** The window's text, as the base LM reads it. */
+  text: string;
+}
+
 /** A document an answer drew on, with its share of the aggregator's attention. */
 export interface Source {
   id: string;
   title: string | null;
   /** Share of the attention (0–1; the shares of all documents in the bank sum to 1). */
   weight: number;
-  /** The sentence of the document closest to the question (word overlap), at most ~240 characters. */
+  /**
+   * The sentence of the document closest to the question (word overlap), at most ~240 characters; for the document
+   * an extractive memory read a window of, that window (what the LM read).
+   */
   snippet: string;
 }
 
@@ -386,6 +399,29 @@ export class Mac {
     });
   }
 
+  /**
+   * Extractive memories only (MacModel.selects): the window each question's aggregator chooses from the bank, for
+   * callers that put it in a prompt of their own (BM25 + MAC puts it after the retrieved paragraph). Empty bank:
+   * an empty array. Hierarchical (groups of M streamed from disk) chooses exactly what full aggregation does.
+   */
+  chooseWindows(questions: readonly string[], opts: { hierarchical?: number } = {}): ChosenWindow[] {
+    this.live("chooseWindows");
+    if (!this.model.selects)
+      throw new MacLmError(
+        "MACLM_BAD_ARGUMENT",
+        "chooseWindows: this checkpoint's memory mixes entries, it does not choose windows",
+      );
+    if (this.bank.count === 0 || questions.length === 0) return [];
+    const M = opts.hierarchical;
+    const index = noGrad(() =>
+      scope(() => {
+        const q0 = this.model.encodeQuestions(questions);
+        return this.model.chooseEntries(q0, M ? this.groups(M) : this.full());
+      }),
+    );
+    return index.map((e) => this.windowOf(e));
+  }
+
   /** Frees the model (if owned) and closes the bank. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -427,6 +463,21 @@ export class Mac {
   private entryDocIds(): string[] {
     this.#entryDocIds ??= this.bank.entryDocIds();
     return this.#entryDocIds;
+  }
+
+  /** The document window that bank entry `e` holds (a document's entries are stored together, in window order). */
+  private windowOf(e: number): ChosenWindow {
+    const ids = this.entryDocIds();
+    const id = ids[e]!;
+    const first = ids.indexOf(id);
+    const a = this.model.amortizer;
+    const text = documentWindows(this.bank.documentText(id) ?? "", a.tokenizer, a.maxLength)[e - first];
+    if (text === undefined)
+      throw new MacLmError(
+        "MACLM_BAD_FILE",
+        `memory bank ${this.bank.path}: entry ${e} of "${id}" has no window of its text`,
+      );
+    return { id, window: e - first, text };
   }
 
   async *#run(question: string, opts: AskOptions): AsyncGenerator<string, AskResult, undefined> {
@@ -533,6 +584,10 @@ export class Mac {
       );
     const byDoc = new Map<string, number>();
     ids.forEach((id, i) => byDoc.set(id, (byDoc.get(id) ?? 0) + shares[i]!));
+    // An extractive memory's LM read one window: that window is its document's snippet.
+    const read = this.model.selects
+      ? this.windowOf(shares.reduce((best, v, i) => (v > shares[best]! ? i : best), 0))
+      : null;
     return [...byDoc.entries()]
       .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
       .slice(0, max)
@@ -542,7 +597,10 @@ export class Mac {
           id,
           title: info?.title ?? null,
           weight,
-          snippet: snippetFor(this.bank.documentText(id) ?? "", question),
+          snippet:
+            read?.id === id
+              ? read.text.replace(/\s+/g, " ").trim()
+              : snippetFor(this.bank.documentText(id) ?? "", question),
         };
       });
   }

@@ -34,6 +34,7 @@ import {
   aggregateFull,
   aggregateHierarchical,
 } from "./aggregate/hierarchical.js";
+import { SelectAggregator } from "./aggregate/select.js";
 import type { Amortizer } from "./amortize/amortizer.js";
 import { encodeTexts } from "./amortize/text-batch.js";
 import type { ModulationGenerator } from "./modulation/index.js";
@@ -115,6 +116,43 @@ export class MacModel extends Module {
    */
   get contextFrame(): { before: string; after: string } | null {
     return this.modulation instanceof TokensModulation ? this.modulation.frame : null;
+  }
+
+  /** Whether the aggregator chooses one entry per question (the extractive memory) rather than mixing them. */
+  get selects(): boolean {
+    return this.aggregator instanceof SelectAggregator;
+  }
+
+  /**
+   * The extractive memory's choice: for each question of q0 (B, T, d), the index of the entry its aggregator picks
+   * from `memory` — all entries at once, or groups in bank order (each entry's score does not depend on the others,
+   * so the best of the groups' bests is the best overall). Under noGrad.
+   */
+  chooseEntries(q0: Tensor, memory: MemorySource): number[] {
+    const agg = this.aggregator;
+    if (!(agg instanceof SelectAggregator))
+      throw new MacLmError(
+        "MACLM_BAD_ARGUMENT",
+        "chooseEntries: this model's aggregator mixes entries, it does not choose one",
+      );
+    const B = q0.dim(0);
+    const best = new Array<number>(B).fill(-1);
+    const bestScore = new Float64Array(B).fill(-Infinity);
+    let offset = 0;
+    const groups: Iterable<Tensor> = memory instanceof Tensor ? [memory] : memory;
+    noGrad(() =>
+      scope(() => {
+        for (const group of groups) {
+          const s = agg.scores(q0, group); // (B, n)
+          const n = s.dim(1);
+          for (let b = 0; b < B; b++)
+            for (let i = 0; i < n; i++)
+              if (s.f32[b * n + i]! > bestScore[b]!) [bestScore[b], best[b]] = [s.f32[b * n + i]!, offset + i];
+          offset += n;
+        }
+      }),
+    );
+    return best;
   }
 
   get numSlots(): number {

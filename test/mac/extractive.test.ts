@@ -20,7 +20,11 @@ import { aggregateWithShares, hierarchicalShares } from "../../src/mac/provenanc
 import { WindowLossStore, selectionLoss } from "../../src/mac/train/select.js";
 import { contextIds } from "../../src/mac/train/distill.js";
 import { MacTrainer } from "../../src/mac/train/trainer.js";
-import { amortizeDocuments } from "../../src/mac/windows.js";
+import { amortizeDocuments, documentWindows } from "../../src/mac/windows.js";
+import { Mac } from "../../src/api/mac.js";
+import { answerPrompts } from "../../src/eval/methods/answer.js";
+import { createMacMethod } from "../../src/eval/methods/mac.js";
+import type { StreamQuestion } from "../../src/eval/stream.js";
 import { loadCausalLM } from "../../src/models/load.js";
 import { AdamW, Tensor, concat, grad, mul, noGrad, scope, slice, sum } from "../../src/tensor/index.js";
 import { Rng, randn } from "../../src/tensor/random.js";
@@ -168,6 +172,79 @@ describe("extractive memory", () => {
         expect(hs.indexOf(Math.max(...hs))).toBe(index[0]);
       }),
     );
+  });
+
+  it("names the window it chose (Mac.chooseWindows): a window of the chosen entry's document, the same in groups", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "maclm-choose-"));
+    const api = Mac.fromModel(mac, { bank: dir });
+    try {
+      await api.adapt(DOCS.map((text, i) => ({ id: `d${i}`, text })));
+      const questions = ["who flew to rome?", "what did eve sell?", "where did tom grow corn?"];
+      const full = api.chooseWindows(questions);
+      expect(full).toHaveLength(3);
+      const windows = DOCS.map((d) => documentWindows(d, mac.baseTokenizer, W));
+      const bank = concat(
+        amortizeDocuments(mac, DOCS).map((a) => a.entries),
+        0,
+      );
+      const owner = windows.flatMap((ws, d) => ws.map((_, w) => ({ d, w })));
+      const { index } = noGrad(() => (mac.aggregator as SelectAggregator).choose(mac.encodeQuestions(questions), bank));
+      full.forEach((c, b) => {
+        const { d, w } = owner[index[b]!]!;
+        expect(c).toEqual({ id: `d${d}`, window: w, text: windows[d]![w] });
+      });
+      for (const M of [2, 3]) expect(api.chooseWindows(questions, { hierarchical: M })).toEqual(full);
+      // ask()'s sources show that window as its document's snippet: what the LM read.
+      const { sources } = await api.ask(questions[0]!, { maxNewTokens: 2, maxSources: 5 });
+      expect(sources.find((x) => x.id === full[0]!.id)?.snippet).toBe(full[0]!.text.replace(/\s+/g, " ").trim());
+    } finally {
+      await api.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("answers BM25 + MAC from the retrieved documents, then the window the memory chose, next to the question", async () => {
+    const ctx = {
+      base: mac.base,
+      tokenizer: mac.baseTokenizer,
+      qaTemplate: mac.qaTemplate,
+      decoding: { maxNewTokens: 3 },
+      batchSize: 2,
+      seed: 0,
+    };
+    const retrieved = "eve sold figs for gold.";
+    const retrieval = {
+      adapt: () => Promise.resolve(),
+      prompts: () => [],
+      contexts: (qs: readonly StreamQuestion[]) => qs.map(() => [retrieved]),
+      dispose: () => {},
+    };
+    const docs = DOCS.map((text, i) => ({ id: `d${i}`, text, article: "a" }));
+    const questions = ["who flew to rome?", "what did eve sell?", "where did tom grow corn?"].map((question, i) => ({
+      id: `q${i}`,
+      docId: `d${i}`,
+      question,
+      answers: ["x"],
+    }));
+    const method = createMacMethod(mac, ctx, { retrieval, name: "bm25_mac" });
+    const dir = mkdtempSync(join(tmpdir(), "maclm-bm25mac-"));
+    const api = Mac.fromModel(mac, { bank: dir });
+    try {
+      await method.adapt(docs);
+      await api.adapt(docs);
+      const windows = api.chooseWindows(questions.map((q) => q.question));
+      const { before, after } = mac.contextFrame!;
+      const expected = questions.map(
+        (q, i) => `${before}${retrieved}\n\n${windows[i]!.text.trim()}${after}${mac.prompt(q.question)}`,
+      );
+      const got = await method.answer(questions);
+      expect(got.some((a) => a.length > 0)).toBe(true);
+      expect(got).toEqual(await answerPrompts(ctx, expected));
+    } finally {
+      method.dispose();
+      await api.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("matches a stored float16 entry's tokens to the question's float32 ones", () => {

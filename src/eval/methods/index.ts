@@ -73,7 +73,14 @@ export async function createMethod(
       const retrieval = await createRetrievalMethod("bm25", ctx, retrievalOptions(spec));
       return {
         method: createMacMethod(needMac(), ctx, { retrieval, name: "bm25_mac" }),
-        info: { aggregation: "full", retrieved_k: spec.k, max_context_tokens: MAX_CONTEXT_TOKENS },
+        info: {
+          aggregation: "full",
+          retrieved_k: spec.k,
+          max_context_tokens: MAX_CONTEXT_TOKENS,
+          notes: needMac().selects
+            ? "the retrieved documents, then the memory's chosen window, in MAC's frame"
+            : "the retrieved documents in context, the LM modulated by MAC's φ*",
+        },
       };
     }
     case "uniform":

@@ -5,7 +5,10 @@
  *
  *   mac               full aggregation over the whole bank (the paper's evaluation)
  *   mac_hierarchical  hierarchical aggregation, groups of M entries (O(M·T) working memory)
- *   bm25_mac          the top-k BM25 documents in context AND φ* from the whole bank
+ *   bm25_mac          the top-k BM25 documents in context AND the memory's answer to the question: an extractive
+ *                     memory's chosen window is read after the documents, next to the question (on validation
+ *                     questions the LM used a window there better than one before them:
+ *                     dev/eval/combine-prompts.ts); a mixing memory's φ* modulates the LM reading the documents
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,6 +25,8 @@ export interface ContextPrompter {
   adapt(docs: readonly StreamDoc[]): Promise<void>;
   /** The base-LM prompts with the retrieved documents in context. */
   prompts(questions: readonly StreamQuestion[]): string[];
+  /** The retrieved documents' texts for each question, best first. */
+  contexts(questions: readonly StreamQuestion[]): string[][];
   dispose(): void;
 }
 
@@ -46,6 +51,26 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
   const api = Mac.fromModel(mac, { bank: dir, dtype: o.dtype ?? "float32" });
   const adaptBatch = o.adaptBatch ?? 8;
 
+  /** The retrieved documents, then the window the memory chose, in the frame the memory's windows are read in. */
+  const extractivePrompts = (questions: readonly StreamQuestion[], retrieval: ContextPrompter): string[] => {
+    const frame = mac.contextFrame ?? { before: "", after: "\n\n" };
+    const contexts = retrieval.contexts(questions);
+    const windows: string[] = [];
+    for (let i = 0; i < questions.length; i += ctx.batchSize)
+      windows.push(
+        ...api
+          .chooseWindows(
+            questions.slice(i, i + ctx.batchSize).map((q) => q.question),
+            { hierarchical: o.groupSize },
+          )
+          .map((w) => w.text),
+      );
+    return questions.map((q, i) => {
+      const context = [...contexts[i]!, windows[i]!].map((t) => t.trim()).join("\n\n");
+      return `${frame.before}${context}${frame.after}${mac.prompt(q.question)}`;
+    });
+  };
+
   return {
     name,
     async adapt(docs: readonly StreamDoc[], progress?: ProgressFn): Promise<void> {
@@ -68,6 +93,8 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
           questions.map((q) => qaPrompt(ctx, q.question)),
           { progress },
         );
+      if (o.retrieval && mac.selects)
+        return answerPrompts(ctx, extractivePrompts(questions, o.retrieval), { progress });
       // Full aggregation reads the bank once per bank state; hierarchical streams it from disk for every batch.
       const prompts = o.retrieval ? o.retrieval.prompts(questions) : questions.map((q) => qaPrompt(ctx, q.question));
       return await answerPrompts(ctx, prompts, {

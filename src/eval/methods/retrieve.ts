@@ -62,16 +62,17 @@ export class RetrievalMethod implements QaMethod {
     );
   }
 
+  /** The texts put in front of each question: the retrieved documents, best first, each cut to maxContextTokens. */
+  contexts(questions: readonly StreamQuestion[]): string[][] {
+    return this.retrieve(questions).map((found) =>
+      found.map((d) => cutToTokens(this.ctx, d.text, this.maxContextTokens)),
+    );
+  }
+
   /** The prompts answer() gives the base LM. */
   prompts(questions: readonly StreamQuestion[]): string[] {
-    const found = this.retrieve(questions);
-    return questions.map((q, i) =>
-      qaPrompt(
-        this.ctx,
-        q.question,
-        found[i]!.map((d) => cutToTokens(this.ctx, d.text, this.maxContextTokens)),
-      ),
-    );
+    const contexts = this.contexts(questions);
+    return questions.map((q, i) => qaPrompt(this.ctx, q.question, contexts[i]));
   }
 
   answer(questions: readonly StreamQuestion[], progress?: ProgressFn): Promise<string[]> {

@@ -1,0 +1,98 @@
+/**
+ * `npx tsx dev/eval/combine-prompts.ts [--split val] [--max-docs 40] [--variants a,b]`: ways to combine BM25's
+ * top paragraph with the extractive memory's chosen window in one chat prompt, scored by SQuAD F1 on the same
+ * questions (greedy, 16 tokens). A development probe for bm25_mac's design; prints JSON per variant.
+ */
+import { parseArgs } from "node:util";
+import { loadEvalStream } from "../../src/eval/streams.js";
+import { Bm25Retriever } from "../../src/eval/methods/retrieval.js";
+import { answerPrompts } from "../../src/eval/methods/answer.js";
+import { loadMac } from "../../src/mac/io.js";
+import type { SelectAggregator } from "../../src/mac/aggregate/select.js";
+import { amortizeDocuments } from "../../src/mac/windows.js";
+import { concat, noGrad } from "../../src/tensor/index.js";
+import { scoreAll } from "../../src/data/qa-metrics.js";
+
+const { values } = parseArgs({
+  options: {
+    split: { type: "string", default: "val" },
+    checkpoint: { type: "string", default: "checkpoints/mac-extractive" },
+    data: { type: "string", default: "../shared/data/squad/squad-dev-open.json" },
+    "max-docs": { type: "string", default: "40" },
+    variants: { type: "string", default: "bm25,before,after,focus" },
+  },
+});
+const { docs, questions } = loadEvalStream({
+  data: values.data!,
+  format: "squad",
+  split: values.split as "val" | "test",
+  maxDocs: Number(values["max-docs"]),
+});
+const bm25 = new Bm25Retriever();
+bm25.add(docs);
+const top = bm25.searchMany(
+  questions.map((q) => q.question),
+  2,
+);
+const mac = await loadMac(values.checkpoint!);
+const sel = mac.aggregator as unknown as SelectAggregator;
+const amortized = amortizeDocuments(
+  mac,
+  docs.map((d) => d.text),
+);
+const entries = amortized.flatMap((a, i) => a.windows.map((w) => ({ doc: docs[i]!.id, text: w })));
+const firstWindow = new Map(amortized.map((a, i) => [docs[i]!.id, a.windows[0]!]));
+const memory = concat(
+  amortized.map((a) => a.entries),
+  0,
+);
+const chosen: { doc: string; text: string }[] = [];
+noGrad(() => {
+  for (let i = 0; i < questions.length; i += 16) {
+    const q0 = mac.encodeQuestions(questions.slice(i, i + 16).map((q) => q.question));
+    chosen.push(...sel.choose(q0, memory).index.map((n) => entries[n]!));
+  }
+});
+const chat = (context: string, q: string): string =>
+  "<|im_start|>system\nAnswer the question with a short phrase copied from the context.<|im_end|>\n" +
+  `<|im_start|>user\nContext: ${context}\n\nQuestion: ${q.trim()}<|im_end|>\n<|im_start|>assistant\n`;
+const variants: Record<string, (i: number) => string> = {
+  bm25: (i) => chat(top[i]![0]!.text.trim(), questions[i]!.question),
+  before: (i) => chat(`${chosen[i]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`, questions[i]!.question),
+  after: (i) => chat(`${top[i]![0]!.text.trim()}\n\n${chosen[i]!.text.trim()}`, questions[i]!.question),
+  focus: (i) =>
+    chat(
+      chosen[i]!.doc === top[i]![0]!.id
+        ? chosen[i]!.text.trim()
+        : `${chosen[i]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`,
+      questions[i]!.question,
+    ),
+  top2: (i) => chat(top[i]!.map((d) => d.text.trim()).join("\n\n"), questions[i]!.question),
+  window: (i) => chat(chosen[i]!.text.trim(), questions[i]!.question),
+  // Controls: a window of the BM25 paragraph chosen without the question (its first), or the whole paragraph twice.
+  after_first: (i) =>
+    chat(`${top[i]![0]!.text.trim()}\n\n${firstWindow.get(top[i]![0]!.id)!.trim()}`, questions[i]!.question),
+  twice: (i) => chat(`${top[i]![0]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`, questions[i]!.question),
+};
+const ctx = {
+  base: mac.base,
+  tokenizer: mac.baseTokenizer,
+  qaTemplate: "",
+  decoding: { maxNewTokens: 16 },
+  batchSize: 16,
+  seed: 0,
+};
+const agree = questions.filter((q, i) => chosen[i]!.doc === top[i]![0]!.id).length;
+console.log(JSON.stringify({ questions: questions.length, mac_agrees_with_bm25: agree }));
+for (const v of values.variants!.split(",")) {
+  const t0 = Date.now();
+  const preds = await answerPrompts(
+    ctx,
+    questions.map((_, i) => variants[v]!(i)),
+  );
+  const s = scoreAll(
+    preds,
+    questions.map((q) => q.answers),
+  );
+  console.log(JSON.stringify({ variant: v, f1: s.f1, em: s.em, seconds: (Date.now() - t0) / 1000 }));
+}
