@@ -132,6 +132,7 @@ export interface AskTimings {
 
 export interface AskResult {
   answer: string;
+  /** Documents by share, strongest first; an extractive memory's first is the one whose window the LM read. */
   sources: Source[];
   timings: AskTimings;
   /** What the answer was conditioned on: documents and entries in the bank (0 without memory). */
@@ -584,12 +585,13 @@ export class Mac {
       );
     const byDoc = new Map<string, number>();
     ids.forEach((id, i) => byDoc.set(id, (byDoc.get(id) ?? 0) + shares[i]!));
-    // An extractive memory's LM read one window: that window is its document's snippet.
+    // An extractive memory's LM read one window: its document comes first, with that window as its snippet.
     const read = this.model.selects
       ? this.windowOf(shares.reduce((best, v, i) => (v > shares[best]! ? i : best), 0))
       : null;
+    const rank = (id: string): number => (id === read?.id ? 0 : 1);
     return [...byDoc.entries()]
-      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .sort((a, b) => rank(a[0]) - rank(b[0]) || b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
       .slice(0, max)
       .map(([id, weight]) => {
         const info = this.bank.document(id);
