@@ -139,19 +139,21 @@ export class MacModel extends Module {
     const best = new Array<number>(B).fill(-1);
     const bestScore = new Float64Array(B).fill(-Infinity);
     let offset = 0;
-    const groups: Iterable<Tensor> = memory instanceof Tensor ? [memory] : memory;
-    noGrad(() =>
-      scope(() => {
-        for (const group of groups) {
+    const streamed = !(memory instanceof Tensor);
+    const groups: Iterable<Tensor> = streamed ? memory : [memory];
+    noGrad(() => {
+      for (const group of groups) {
+        scope(() => {
           const s = agg.scores(q0, group); // (B, n)
           const n = s.dim(1);
           for (let b = 0; b < B; b++)
             for (let i = 0; i < n; i++)
               if (s.f32[b * n + i]! > bestScore[b]!) [bestScore[b], best[b]] = [s.f32[b * n + i]!, offset + i];
           offset += n;
-        }
-      }),
-    );
+        });
+        if (streamed) group.dispose(); // one group in memory at a time, as hierarchical aggregation holds it
+      }
+    });
     return best;
   }
 

@@ -5,10 +5,10 @@
  *
  *   mac               full aggregation over the whole bank (the paper's evaluation)
  *   mac_hierarchical  hierarchical aggregation, groups of M entries (O(M·T) working memory)
- *   bm25_mac          the top-k BM25 documents in context AND the memory's answer to the question: an extractive
- *                     memory's chosen window is read after the documents, next to the question (on validation
- *                     questions the LM used a window there better than one before them:
- *                     dev/eval/combine-prompts.ts); a mixing memory's φ* modulates the LM reading the documents
+ *   bm25_mac          the top-k BM25 documents in context AND what the memory gives the question: an extractive
+ *                     memory's chosen window, read after the documents, next to the question (the layout chosen
+ *                     on validation questions: results/eval/bm25-mac-design); a mixing memory's φ*, modulating
+ *                     the LM as it reads the documents
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
