@@ -153,7 +153,12 @@ function promptSection(results: Results): string {
     const r = results.methods[m];
     if (!isOk(r)) continue;
     if (MAC_PROMPTED.includes(m)) {
-      rows.push([METHOD_LABELS[m], "plain", ...PROMPT_TEMPLATES.map(() => DASH), "MAC's trained template"]);
+      rows.push([
+        METHOD_LABELS[m],
+        "its checkpoint's",
+        ...PROMPT_TEMPLATES.map(() => DASH),
+        "the frame and template MAC was trained with",
+      ]);
       continue;
     }
     if (r.prompt_template === undefined) {

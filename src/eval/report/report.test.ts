@@ -372,7 +372,13 @@ describe("markdown report", () => {
     expect(rowOf("Uniform", p)).toEqual(["Uniform", "plain", "**9.50**", "7.00", "at the chosen learning rate 3e-5"]);
     expect(rowOf("Salient Spans", p)).toEqual(["Salient Spans", "plain", "—", "—", "not chosen on validation"]);
     expect(rowOf("BM25", p)).toEqual(["BM25", "plain", "—", "—", "fixed, not chosen on validation"]);
-    expect(rowOf("BM25 + MAC", p)).toEqual(["BM25 + MAC", "plain", "—", "—", "MAC's trained template"]);
+    expect(rowOf("BM25 + MAC", p)).toEqual([
+      "BM25 + MAC",
+      "its checkpoint's",
+      "—",
+      "—",
+      "the frame and template MAC was trained with",
+    ]);
     expect(p).toContain("- Uniform: 1e-5 plain 8.00, 1e-5 chat 8.50, 3e-5 plain 9.50, 3e-5 chat 7.00");
   });
 
