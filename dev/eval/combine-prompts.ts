@@ -6,9 +6,8 @@
 import { parseArgs } from "node:util";
 import { loadEvalStream } from "../../src/eval/streams.js";
 import { Bm25Retriever } from "../../src/eval/methods/retrieval.js";
-import { answerPrompts } from "../../src/eval/methods/answer.js";
+import { answerPrompts, qaPrompt } from "../../src/eval/methods/answer.js";
 import { loadMac } from "../../src/mac/io.js";
-import type { SelectAggregator } from "../../src/mac/aggregate/select.js";
 import { amortizeDocuments } from "../../src/mac/windows.js";
 import { concat, noGrad } from "../../src/tensor/index.js";
 import { scoreAll } from "../../src/data/qa-metrics.js";
@@ -35,7 +34,6 @@ const top = bm25.searchMany(
   2,
 );
 const mac = await loadMac(values.checkpoint!);
-const sel = mac.aggregator as unknown as SelectAggregator;
 const amortized = amortizeDocuments(
   mac,
   docs.map((d) => d.text),
@@ -50,12 +48,11 @@ const chosen: { doc: string; text: string }[] = [];
 noGrad(() => {
   for (let i = 0; i < questions.length; i += 16) {
     const q0 = mac.encodeQuestions(questions.slice(i, i + 16).map((q) => q.question));
-    chosen.push(...sel.choose(q0, memory).index.map((n) => entries[n]!));
+    chosen.push(...mac.chooseEntries(q0, memory).map((n) => entries[n]!));
   }
 });
-const chat = (context: string, q: string): string =>
-  "<|im_start|>system\nAnswer the question with a short phrase copied from the context.<|im_end|>\n" +
-  `<|im_start|>user\nContext: ${context}\n\nQuestion: ${q.trim()}<|im_end|>\n<|im_start|>assistant\n`;
+// SmolLM2's chat template with the context instruction: MAC's frame, and what bm25 was validated with.
+const chat = (context: string, q: string): string => qaPrompt({ qaTemplate: "", promptTemplate: "chat" }, q, [context]);
 const variants: Record<string, (i: number) => string> = {
   bm25: (i) => chat(top[i]![0]!.text.trim(), questions[i]!.question),
   before: (i) => chat(`${chosen[i]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`, questions[i]!.question),
