@@ -3,6 +3,7 @@
  * top paragraph with the extractive memory's chosen window in one chat prompt, scored by SQuAD F1 on the same
  * questions (greedy, 16 tokens). A development probe for bm25_mac's design; prints JSON per variant.
  */
+import { appendFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { loadEvalStream } from "../../src/eval/streams.js";
 import { Bm25Retriever } from "../../src/eval/methods/retrieval.js";
@@ -19,6 +20,8 @@ const { values } = parseArgs({
     data: { type: "string", default: "../shared/data/squad/squad-dev-open.json" },
     "max-docs": { type: "string", default: "40" },
     variants: { type: "string", default: "bm25,before,after,focus" },
+    /** A JSONL file to append every answer to ({variant, id, prediction}). */
+    predictions: { type: "string" },
   },
 });
 const { docs, questions } = loadEvalStream({
@@ -53,6 +56,7 @@ noGrad(() => {
 });
 // SmolLM2's chat template with the context instruction: MAC's frame, and what bm25 was validated with.
 const chat = (context: string, q: string): string => qaPrompt({ qaTemplate: "", promptTemplate: "chat" }, q, [context]);
+const ownText = new Map(docs.map((d) => [d.id, d.text]));
 const variants: Record<string, (i: number) => string> = {
   bm25: (i) => chat(top[i]![0]!.text.trim(), questions[i]!.question),
   before: (i) => chat(`${chosen[i]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`, questions[i]!.question),
@@ -69,6 +73,9 @@ const variants: Record<string, (i: number) => string> = {
   // Controls: a window of the BM25 paragraph chosen without the question (its first), or the whole paragraph twice.
   after_first: (i) =>
     chat(`${top[i]![0]!.text.trim()}\n\n${firstWindow.get(top[i]![0]!.id)!.trim()}`, questions[i]!.question),
+  // References: the LM alone (bare chat prompt), and the question's own paragraph in context (a perfect retriever).
+  none: (i) => qaPrompt({ qaTemplate: "", promptTemplate: "chat" }, questions[i]!.question),
+  oracle: (i) => chat(ownText.get(questions[i]!.docId)!.trim(), questions[i]!.question),
   twice: (i) => chat(`${top[i]![0]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`, questions[i]!.question),
 };
 const ctx = {
@@ -92,4 +99,9 @@ for (const v of values.variants!.split(",")) {
     questions.map((q) => q.answers),
   );
   console.log(JSON.stringify({ variant: v, f1: s.f1, em: s.em, seconds: (Date.now() - t0) / 1000 }));
+  if (values.predictions)
+    appendFileSync(
+      values.predictions,
+      preds.map((p, i) => JSON.stringify({ variant: v, id: questions[i]!.id, prediction: p })).join("\n") + "\n",
+    );
 }

@@ -13,7 +13,7 @@ import type { MemoryAggregator } from "../mac/aggregate/hierarchical.js";
 import { createAggregator } from "../mac/build.js";
 import { aggregateFull, aggregateHierarchical } from "../mac/aggregate/hierarchical.js";
 import { loadBase } from "../mac/build.js";
-import { entrySlots, readConfig } from "../mac/config.js";
+import { baseAdapterPath, entrySlots, readConfig } from "../mac/config.js";
 import { loadMac, weightsFolder } from "../mac/io.js";
 import type { MacModel } from "../mac/model.js";
 import { trainingAnswer } from "../mac/train/trainer.js";
@@ -71,7 +71,11 @@ export async function runWorker(unit: string, out: string, hooks: WorkerHooks = 
     mac = await loadMac(spec.checkpoint, { cacheDir: spec.cache });
     base = mac.base;
     tokenizer = mac.baseTokenizer;
-  } else ({ model: base, tokenizer } = await loadBase(config.base, { cacheDir: spec.cache }));
+  } else
+    ({ model: base, tokenizer } = await loadBase(config.base, {
+      cacheDir: spec.cache,
+      baseAdapter: baseAdapterPath(config, spec.checkpoint),
+    }));
   const ctx: MethodContext = {
     base,
     tokenizer,

@@ -3,7 +3,9 @@
  * paths), loads them frozen, and creates the trainable parts with seeded initialisation. The base LM and frozen
  * encoders are shared, never copied; only the trainable parts belong to the returned model.
  */
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { verifyChecksum } from "../io/checksums.js";
+import { disposeLoraAdapter, loadLoraAdapter, mergeLoraAdapter } from "../models/adapter.js";
 import { existsSync } from "node:fs";
 import { resolveModel } from "../hub/pull.js";
 import { openGguf } from "../io/gguf.js";
@@ -29,6 +31,8 @@ import type { MemoryAggregator } from "./aggregate/hierarchical.js";
 
 export interface BuildOptions {
   cacheDir?: string;
+  /** The base LM's LoRA adapter file, merged into its weights at load (config.baseAdapter, resolved). */
+  baseAdapter?: string | null;
 }
 
 export async function loadBase(
@@ -39,6 +43,17 @@ export async function loadBase(
   // A GGUF file is the whole model; safetensors weights are loaded from their folder (config.json beside them).
   const weights = r.weights !== null && r.weights.toLowerCase().endsWith(".gguf") ? r.weights : r.dir;
   const model = loadCausalLM(weights, { freeze: true });
+  if (opts.baseAdapter) {
+    try {
+      verifyChecksum(dirname(opts.baseAdapter), basename(opts.baseAdapter), "use an intact copy of the checkpoint");
+      const adapter = loadLoraAdapter(opts.baseAdapter, model);
+      mergeLoraAdapter(model, adapter);
+      disposeLoraAdapter(adapter);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
   let tokenizer: Tokenizer;
   if (weights.toLowerCase().endsWith(".gguf")) {
     tokenizer = tokenizerFromGguf(openGguf(weights));
@@ -96,8 +111,9 @@ export async function buildMac(config: MacConfig, opts: BuildOptions = {}): Prom
     });
   } else if (a.kind === "decoder-only") {
     // Separate LM instances: the amortizer and question encoder each read with their own (possibly trained) copy.
-    const lmA = await loadBase(a.model, opts);
-    const lmQ = a.trainLM ? await loadBase(a.model, opts) : lmA;
+    // The base LM's adapter is the base LM's alone: the amortizer's LM loads without it.
+    const lmA = await loadBase(a.model, { cacheDir: opts.cacheDir });
+    const lmQ = a.trainLM ? await loadBase(a.model, { cacheDir: opts.cacheDir }) : lmA;
     const common = { numSlots: T, outDim: d, trainLM: a.trainLM };
     amortizer = new DecoderOnlyAmortizer(lmA.model, lmA.tokenizer, {
       ...common,

@@ -4,6 +4,7 @@
  * small learned-query decoder as the amortizer and question encoder, two aggregation blocks, the shared-FFN prefix.
  */
 import { readFileSync } from "node:fs";
+import { basename, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { MacLmError } from "../errors.js";
 
@@ -65,6 +66,16 @@ export const MacConfigSchema = z
     version: z.literal(1).default(1),
     /** Registry name or path of the frozen base LM. */
     base: z.string().default("smollm2-135m-instruct"),
+    /**
+     * A LoRA adapter merged into the base LM at load (models/adapter.ts): a file beside config.json (or an absolute
+     * path). Every caller of the checkpoint's base LM reads the adapted LM, the baselines of `mac-lm eval` included.
+     */
+    baseAdapter: z
+      .string()
+      .refine((p) => isAbsolute(p) || (p !== "" && basename(p) === p && p !== "." && p !== ".."), {
+        message: "must be a file name beside config.json or an absolute path",
+      })
+      .optional(),
     /** T: latent tokens per memory entry. */
     numSlots: z.number().int().positive().default(8),
     amortizer: z
@@ -165,6 +176,10 @@ export function configModels(config: MacConfig): string[] {
     a.kind === "encoder-queries" ? a.encoder : a.kind === "lm-queries" || a.kind === "lm-window" ? null : a.model;
   return own === null || own === config.base ? [config.base] : [config.base, own];
 }
+
+/** The base LM's adapter file of a configuration read from folder `dir` (null without one). */
+export const baseAdapterPath = (config: MacConfig, dir: string): string | null =>
+  config.baseAdapter === undefined ? null : resolve(dir, config.baseAdapter);
 
 /** T: rows of a memory entry under a configuration (the extractive memory's are its window + 1). */
 export const entrySlots = (config: MacConfig): number =>

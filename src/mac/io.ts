@@ -5,14 +5,14 @@
  */
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, isAbsolute, join } from "node:path";
 import { MacLmError } from "../errors.js";
 import { VERIFIED_FILE, sha256File } from "../hub/cache.js";
 import { writeChecksums } from "../io/checksums.js";
 import { resolveModel } from "../hub/pull.js";
 import { openSafetensors, saveSafetensors } from "../io/safetensors.js";
 import { buildMac, type BuildOptions } from "./build.js";
-import { type MacConfig, configModels, readConfig } from "./config.js";
+import { type MacConfig, baseAdapterPath, configModels, readConfig } from "./config.js";
 import type { MacModel } from "./model.js";
 import { latestCheckpoint, loadTrainable } from "./train/checkpoint.js";
 
@@ -31,7 +31,8 @@ export async function loadMac(dir: string, opts: BuildOptions = {}): Promise<Mac
   const cfg = join(dir, "config.json");
   if (!existsSync(cfg))
     throw new MacLmError("MACLM_BAD_CHECKPOINT", `${dir}: no config.json (not a MAC checkpoint or run folder)`);
-  const mac = await buildMac(readConfig(cfg), opts);
+  const config = readConfig(cfg);
+  const mac = await buildMac(config, { ...opts, baseAdapter: baseAdapterPath(config, dir) });
   try {
     loadTrainable(mac, weightsFolder(dir));
   } catch (e) {
@@ -47,6 +48,10 @@ export function exportMac(runDir: string, outDir: string, opts: { dtype?: "float
   const src = weightsFolder(runDir);
   mkdirSync(outDir, { recursive: true });
   copyFileSync(join(runDir, "config.json"), join(outDir, "config.json"));
+  const config = readConfig(join(runDir, "config.json"));
+  const adapter = baseAdapterPath(config, runDir);
+  if (adapter !== null && config.baseAdapter !== undefined && !isAbsolute(config.baseAdapter))
+    copyFileSync(adapter, join(outDir, config.baseAdapter));
   const r = openSafetensors(join(src, "model.safetensors"));
   const tensors = new Map(r.names.map((n) => [n, r.load(n)] as const));
   r.close();
@@ -58,7 +63,10 @@ export function exportMac(runDir: string, outDir: string, opts: { dtype?: "float
     { dtype: opts.dtype ?? "float16" },
   );
   for (const t of tensors.values()) t.dispose();
-  writeChecksums(outDir, ["model.safetensors"]);
+  writeChecksums(outDir, [
+    "model.safetensors",
+    ...(config.baseAdapter !== undefined && !isAbsolute(config.baseAdapter) ? [config.baseAdapter] : []),
+  ]);
   return outDir;
 }
 
@@ -70,6 +78,9 @@ export function checkpointFingerprint(dir: string): string {
   const h = createHash("sha256");
   h.update(readFileSync(join(dir, "config.json")));
   h.update(readFileSync(join(weightsFolder(dir), "model.safetensors")));
+  // The base LM's adapter changes every entry the LM computes; checkpoints without one keep their old fingerprint.
+  const adapter = baseAdapterPath(readConfig(join(dir, "config.json")), dir);
+  if (adapter !== null) h.update(readFileSync(adapter));
   return h.digest("hex").slice(0, 16);
 }
 

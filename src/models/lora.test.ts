@@ -6,12 +6,12 @@
  */
 import { afterAll, describe, expect, test } from "vitest";
 import { expectClose, gradCheck } from "../../test/helpers/numeric.js";
-import type { Linear } from "../nn/layers.js";
 import { type Tensor, Tensor as T, grad, indexSelect, mul, scope, sum, untrack } from "../tensor/index.js";
 import { randint, randn } from "../tensor/random.js";
+import { loadCausalLM } from "./load.js";
+import { loraTargetWeight } from "./adapter.js";
 import { GPT2LMHeadModel } from "./gpt2/model.js";
 import { LlamaForCausalLM } from "./llama/model.js";
-import { loadCausalLM } from "./load.js";
 import { loraDelta, mergeLora } from "./lora.js";
 import type { CausalLM, LayerLora, LoraDelta, LoraTarget } from "./types.js";
 
@@ -19,18 +19,7 @@ const B = 2;
 const Tn = 5;
 const R = 4;
 
-/** The weight a role updates, and where its rows start in it (GPT-2's fused c_attn). */
-function targetWeight(m: CausalLM, l: number, role: LoraTarget): { lin: Linear; row: number; out: number } {
-  if (m instanceof GPT2LMHeadModel) {
-    const attn = m.transformer.h[l]!.attn;
-    const C = m.hiddenSize;
-    if (role === "o") return { lin: attn.c_proj, row: 0, out: C };
-    return { lin: attn.c_attn, row: { q: 0, k: C, v: 2 * C }[role], out: C };
-  }
-  const a = (m as LlamaForCausalLM).model.layers[l]!.self_attn;
-  const lin = { q: a.q_proj, k: a.k_proj, v: a.v_proj, o: a.o_proj }[role];
-  return { lin, row: 0, out: lin.outFeatures };
-}
+const targetWeight = loraTargetWeight;
 
 function randomDelta(m: CausalLM, l: number, role: LoraTarget, batch: number, seed: number, zeroB = false): LoraDelta {
   const { lin, out } = targetWeight(m, l, role);

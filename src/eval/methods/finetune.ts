@@ -72,9 +72,12 @@ export interface FinetuneOptions {
 /** Builds the trainable copy of the base LM (a fresh model each call, never the shared frozen one). */
 export type ModelLoader = () => CausalLM | Promise<CausalLM>;
 
-/** A loader of the named base LM from the model cache (src/mac/build.ts loadBase), e.g. "smollm2-135m-instruct". */
+/**
+ * A loader of the named base LM from the model cache (src/mac/build.ts loadBase), e.g. "smollm2-135m-instruct",
+ * with the checkpoint's base adapter merged when it has one (the LM every method shares).
+ */
 export const baseLoader =
-  (name: string, opts: { cacheDir?: string } = {}): ModelLoader =>
+  (name: string, opts: { cacheDir?: string; baseAdapter?: string | null } = {}): ModelLoader =>
   async () =>
     (await loadBase(name, opts)).model;
 

@@ -163,9 +163,10 @@ async function finetuneMethod(
   spec: EvalSpec,
   progress?: (phase: string, done: number, total: number) => void,
 ): Promise<MadeMethod> {
-  const { readConfig } = await import("../../mac/config.js");
+  const { baseAdapterPath, readConfig } = await import("../../mac/config.js");
   const { join } = await import("node:path");
-  const load = baseLoader(readConfig(join(spec.checkpoint, "config.json")).base, { cacheDir: spec.cache });
+  const config = readConfig(join(spec.checkpoint, "config.json"));
+  const load = baseLoader(config.base, { cacheDir: spec.cache, baseAdapter: baseAdapterPath(config, spec.checkpoint) });
   const options = { maxLength: spec.finetune.maxLength };
   const info: Record<string, unknown> = {};
   let lr = spec.finetune.lr;

@@ -6,7 +6,7 @@
  * `mac-lm train`.
  */
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, resolve, isAbsolute } from "node:path";
 import { MacLmError } from "../../errors.js";
 import { claimFolder } from "../../io/out-folder.js";
 import { type ArticleSplit, examplesOf, loadSquad, splitArticles } from "../../data/squad.js";
@@ -75,7 +75,13 @@ export async function runTraining(opts: RunOptions): Promise<RunResult> {
   };
   writeFileSync(join(opts.out, "split.json"), JSON.stringify(names, null, 2) + "\n");
 
-  const mac = await buildMac(opts.config, { cacheDir: opts.cacheDir });
+  const adapter = opts.config.baseAdapter;
+  if (adapter !== undefined && !isAbsolute(adapter))
+    throw new MacLmError(
+      "MACLM_BAD_ARGUMENT",
+      `config.baseAdapter "${adapter}": a training run needs an absolute path (its run folder does not hold the file)`,
+    );
+  const mac = await buildMac(opts.config, { cacheDir: opts.cacheDir, baseAdapter: adapter });
   mac.cacheFrozenEncoders();
   const trainer = new MacTrainer(mac, examplesOf(split.train), examplesOf(split.val), {
     ...opts.train,
