@@ -140,6 +140,7 @@ export function collectResults(spec: EvalSpec, out: string): ResultsInput {
       started_at: started,
       finished_at: new Date().toISOString(),
       base_model: config.base,
+      base_adapter: config.baseAdapter ?? null,
       checkpoint: spec.checkpoint,
       ...(checkpointStep(spec.checkpoint) !== undefined ? { checkpoint_step: checkpointStep(spec.checkpoint) } : {}),
       config: config as unknown as Record<string, unknown>,

@@ -45,7 +45,7 @@ export async function run(o: DemoCommandOptions, io: CliIO): Promise<void> {
   const docs = [...new Map(examples.map((e) => [e.docId, e.document])).entries()];
   const qs = examples.slice(0, o.questions ?? examples.length);
   io.stdout.write(
-    `MAC demo: base LM ${config.base} (frozen), checkpoint ${checkpoint}\n` +
+    `MAC demo: base LM ${config.base}${config.baseAdapter ? ` + ${config.baseAdapter}` : ""} (frozen), checkpoint ${checkpoint}\n` +
       `adapting to ${docs.length} documents from ${data} (loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s)\n`,
   );
   try {

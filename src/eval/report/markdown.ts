@@ -280,7 +280,10 @@ function metadata(results: Results): string {
         .join(", "),
     ]);
   rows.push(["Stream", `${fmtInt(results.n_docs)} documents, ${fmtInt(results.n_questions)} questions`]);
-  rows.push(["Base model", m.base_model]);
+  rows.push([
+    "Base model",
+    m.base_adapter ? `${m.base_model} + QA adapter ${m.base_adapter} (every method)` : m.base_model,
+  ]);
   rows.push([
     "MAC checkpoint",
     m.checkpoint === null
@@ -358,7 +361,7 @@ export function renderMarkdown(results: Results, opts: MarkdownOptions = {}): st
   const dataName = results.meta.data?.file.split(/[\\/]/).pop();
   const parts: string[] = [
     `# mac-lm eval${dataName ? `: ${dataName}` : ""}`,
-    `${fmtInt(results.n_docs)} documents and ${fmtInt(results.n_questions)} questions; base model ${results.meta.base_model}. ` +
+    `${fmtInt(results.n_docs)} documents and ${fmtInt(results.n_questions)} questions; base model ${results.meta.base_model}${results.meta.base_adapter ? ` with the QA adapter ${results.meta.base_adapter}, shared by every method` : ""}. ` +
       "Scores in percent: EM and F1 are the standard SQuAD metrics (maximum over the reference answers); prefix-EM " +
       "and shortest-F1 are the MAC/CaMeLS variants (prediction starts with the gold answer; F1 against the shortest " +
       "reference). Costs: adaptation time per document, peak resident memory of the method's process, answering " +

@@ -242,6 +242,8 @@ const MetaSchema = z.strictObject({
   started_at: z.iso.datetime({ offset: true }),
   finished_at: z.iso.datetime({ offset: true }),
   base_model: z.string().min(1),
+  /** The LoRA adapter merged into the base LM for every method (config.baseAdapter), or null. */
+  base_adapter: z.string().min(1).nullable().optional(),
   /** MAC checkpoint folder (null when no MAC method ran). */
   checkpoint: z.string().nullable(),
   checkpoint_step: Count.optional(),
