@@ -92,7 +92,13 @@ export function adapterParameters(adapter: LoraAdapter): Tensor[] {
 /** The adapter as a modulation of the model (the update applied on the fly; what training differentiates). */
 export const adapterModulation = (adapter: LoraAdapter): Modulation => ({ lora: adapter.layers });
 
-export function saveLoraAdapter(file: string, adapter: LoraAdapter, info: Readonly<Record<string, string>> = {}): void {
+/** Writes the adapter (float16 halves the file; loading reads either as float32). */
+export function saveLoraAdapter(
+  file: string,
+  adapter: LoraAdapter,
+  info: Readonly<Record<string, string>> = {},
+  opts: { dtype?: "float32" | "float16" } = {},
+): void {
   const tensors = new Map<string, Tensor>();
   adapter.layers.forEach((layer, l) => {
     for (const role of adapter.targets) {
@@ -100,14 +106,19 @@ export function saveLoraAdapter(file: string, adapter: LoraAdapter, info: Readon
       tensors.set(`layers.${l}.${role}.b`, layer[role]!.b);
     }
   });
-  saveSafetensors(file, tensors, {
-    ...info,
-    format: "mac-lm-lora-adapter",
-    rank: String(adapter.rank),
-    alpha: String(adapter.alpha),
-    targets: adapter.targets.join(","),
-    numLayers: String(adapter.layers.length),
-  });
+  saveSafetensors(
+    file,
+    tensors,
+    {
+      ...info,
+      format: "mac-lm-lora-adapter",
+      rank: String(adapter.rank),
+      alpha: String(adapter.alpha),
+      targets: adapter.targets.join(","),
+      numLayers: String(adapter.layers.length),
+    },
+    { dtype: opts.dtype ?? "float32" },
+  );
 }
 
 /** Reads an adapter for `model`, checking every tensor's shape against the model's projections. */
