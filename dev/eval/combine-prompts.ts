@@ -10,7 +10,7 @@ import { Bm25Retriever } from "../../src/eval/methods/retrieval.js";
 import { answerPrompts, qaPrompt } from "../../src/eval/methods/answer.js";
 import { loadMac } from "../../src/mac/io.js";
 import { amortizeDocuments } from "../../src/mac/windows.js";
-import { concat, noGrad } from "../../src/tensor/index.js";
+import { Tensor, concat, crossEntropy, noGrad, scope } from "../../src/tensor/index.js";
 import { scoreAll } from "../../src/data/qa-metrics.js";
 
 const { values } = parseArgs({
@@ -88,12 +88,55 @@ const ctx = {
 };
 const agree = questions.filter((q, i) => chosen[i]!.doc === top[i]![0]!.id).length;
 console.log(JSON.stringify({ questions: questions.length, mac_agrees_with_bm25: agree }));
+/** Mean log-probability per token (EOS included) of `answer` after `prompt`: the reader's confidence. */
+function confidence(prompt: string, answer: string): number {
+  const tok = mac.baseTokenizer;
+  const p = tok.encode(prompt, { addSpecialTokens: false });
+  const a = [...tok.encode(answer, { addSpecialTokens: false }), tok.eosId!];
+  const ids = [...p, ...a];
+  const targets = ids.map((_, t) => (t >= p.length - 1 && t < ids.length - 1 ? ids[t + 1]! : -100));
+  return noGrad(() =>
+    scope(() => {
+      const logits = mac.base.forward({ ids: Tensor.from(Int32Array.from(ids), [1, ids.length], "int32") });
+      return -crossEntropy(logits, Tensor.from(Int32Array.from(targets), [1, ids.length], "int32")).item();
+    }),
+  );
+}
+
+/**
+ * choose / choose_window: where MAC's window lies in another document than BM25's paragraph, the LM answers with
+ * each (BM25's paragraph; MAC's document, or only its window) and the answer it is more confident in is kept.
+ */
+async function chooseByReader(macContext: (i: number) => string): Promise<string[]> {
+  const bm = await answerPrompts(
+    ctx,
+    questions.map((_, i) => variants.bm25!(i)),
+  );
+  const dis = questions.map((_, i) => i).filter((i) => chosen[i]!.doc !== top[i]![0]!.id);
+  const mPrompts = dis.map((i) => chat(macContext(i).trim(), questions[i]!.question));
+  const mAns = await answerPrompts(ctx, mPrompts);
+  let switched = 0;
+  dis.forEach((i, k) => {
+    if (confidence(mPrompts[k]!, mAns[k]!) > confidence(variants.bm25!(i), bm[i]!)) {
+      bm[i] = mAns[k]!;
+      switched++;
+    }
+  });
+  console.log(JSON.stringify({ disagreements: dis.length, switched_to_mac: switched }));
+  return bm;
+}
+
 for (const v of values.variants!.split(",")) {
   const t0 = Date.now();
-  const preds = await answerPrompts(
-    ctx,
-    questions.map((_, i) => variants[v]!(i)),
-  );
+  const preds =
+    v === "choose"
+      ? await chooseByReader((i) => ownText.get(chosen[i]!.doc)!)
+      : v === "choose_window"
+        ? await chooseByReader((i) => chosen[i]!.text)
+        : await answerPrompts(
+            ctx,
+            questions.map((_, i) => variants[v]!(i)),
+          );
   const s = scoreAll(
     preds,
     questions.map((q) => q.answers),

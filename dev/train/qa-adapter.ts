@@ -105,6 +105,7 @@ cursor = step * accum; // rows already trained on (skipped rows make this approx
 
 const metrics = join(out, "metrics.jsonl");
 let lossEma = NaN;
+const started = { at: performance.now(), step };
 while (step < steps) {
   const ts = performance.now();
   let lossSum = 0;
@@ -142,8 +143,10 @@ while (step < steps) {
     s: (performance.now() - ts) / 1000,
   };
   appendFileSync(metrics, JSON.stringify(rec) + "\n");
+  const perStep = (performance.now() - started.at) / 1000 / (step - started.step);
   console.error(
-    `step ${step}/${steps} loss ${loss.toFixed(3)} ema ${lossEma.toFixed(3)} |g| ${gradNorm.toFixed(2)} ${rec.s.toFixed(1)} s`,
+    `step ${step}/${steps} loss ${loss.toFixed(3)} ema ${lossEma.toFixed(3)} |g| ${gradNorm.toFixed(2)} ` +
+      `${rec.s.toFixed(1)} s, ETA ${(((steps - step) * perStep) / 60).toFixed(0)} min`,
   );
   if (step % Number(v["save-every"]) === 0 || step === steps) {
     const tmp = `${ckpt}.tmp`;
