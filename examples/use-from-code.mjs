@@ -10,7 +10,7 @@ import { Mac } from "mac-lm";
 
 const print = (...parts) => process.stdout.write(`${parts.join(" ")}\n`);
 
-const checkpoint = process.argv[2] ?? "checkpoints/mac-extractive";
+const checkpoint = process.argv[2] ?? "checkpoints/mac-extractive-qa";
 const bank = process.argv[3] ?? "bank-example";
 
 const mac = await Mac.load(checkpoint, { bank });

@@ -290,7 +290,7 @@ function defineCommands(program: Command, io: CliIO): void {
   program
     .command("demo")
     .description("MAC on the real models: adapt to a few held-out documents, answer with and without the memory")
-    .option("-c, --checkpoint <dir>", "MAC checkpoint (default: the shipped checkpoint, checkpoints/mac-extractive)")
+    .option("-c, --checkpoint <dir>", "MAC checkpoint (default: the shipped checkpoint, checkpoints/mac-extractive-qa)")
     .option("--data <file>", "SQuAD-format documents and questions (default: examples/squad-demo.json)")
     .option("--questions <n>", "answer only the first n questions", parseIntArg("--questions", 1))
     .addOption(cacheOption())
@@ -305,7 +305,7 @@ function defineCommands(program: Command, io: CliIO): void {
     .option("--data <file>", "the stream's source (SQuAD JSON, a StreamingQA/ArchivalQA CSV split)")
     .requiredOption("-o, --out <dir>", "output folder (rerun the same command to resume)")
     .option("--config <file>", "eval settings JSON (fields of src/eval/run.ts EvalSpec); flags override it")
-    .option("-c, --checkpoint <dir>", "MAC checkpoint (default: the shipped checkpoint, checkpoints/mac-extractive)")
+    .option("-c, --checkpoint <dir>", "MAC checkpoint (default: the shipped checkpoint, checkpoints/mac-extractive-qa)")
     .addOption(
       new Option("--format <format>", "format of --data").choices(["squad", "streamingqa", "archivalqa", "synthetic"]),
     )

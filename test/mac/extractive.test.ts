@@ -22,7 +22,7 @@ import { contextIds } from "../../src/mac/train/distill.js";
 import { MacTrainer } from "../../src/mac/train/trainer.js";
 import { amortizeDocuments, documentWindows } from "../../src/mac/windows.js";
 import { Mac } from "../../src/api/mac.js";
-import { answerPrompts } from "../../src/eval/methods/answer.js";
+import { answerPrompts, qaPrompt } from "../../src/eval/methods/answer.js";
 import { createMacMethod } from "../../src/eval/methods/mac.js";
 import type { StreamQuestion } from "../../src/eval/stream.js";
 import { loadCausalLM } from "../../src/models/load.js";
@@ -241,6 +241,17 @@ describe("extractive memory", () => {
       const got = await method.answer(questions);
       expect(got.some((a) => a.length > 0)).toBe(true);
       expect(got).toEqual(await answerPrompts(ctx, expected));
+      // With a prompt template chosen on validation (as BM25's), the documents and the window are its contexts.
+      const plainCtx = { ...ctx, promptTemplate: "plain" as const };
+      const plain = createMacMethod(mac, plainCtx, { retrieval, name: "bm25_mac" });
+      try {
+        await plain.adapt(docs);
+        const want = questions.map((q, i) => qaPrompt(plainCtx, q.question, [retrieved, windows[i]!.text]));
+        expect(want[0]).toContain(`${retrieved}\n\n${windows[0]!.text.trim()}\n\n`);
+        expect(await plain.answer(questions)).toEqual(await answerPrompts(plainCtx, want));
+      } finally {
+        plain.dispose();
+      }
     } finally {
       method.dispose();
       await api.close();

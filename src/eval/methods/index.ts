@@ -70,17 +70,33 @@ export async function createMethod(
         progress,
       );
     case "bm25_mac": {
+      const info = {
+        aggregation: "full",
+        retrieved_k: spec.k,
+        max_context_tokens: MAX_CONTEXT_TOKENS,
+      };
+      // An extractive memory gives text: BM25 + MAC then prompts the LM as BM25 does, with the template chosen on
+      // validation among the same candidates (the issue's fair baselines); a mixing memory's φ* keeps MAC's frame.
+      if (needMac().selects) {
+        const made = await promptedMethod(
+          ctx,
+          spec,
+          async (c) =>
+            createMacMethod(needMac(), c, {
+              retrieval: await createRetrievalMethod("bm25", c, retrievalOptions(spec)),
+              name: "bm25_mac",
+            }),
+          info,
+          progress,
+        );
+        if ("method" in made)
+          made.info.notes = `the retrieved documents, then the memory's chosen window; ${String(made.info.notes ?? "")}`;
+        return made;
+      }
       const retrieval = await createRetrievalMethod("bm25", ctx, retrievalOptions(spec));
       return {
         method: createMacMethod(needMac(), ctx, { retrieval, name: "bm25_mac" }),
-        info: {
-          aggregation: "full",
-          retrieved_k: spec.k,
-          max_context_tokens: MAX_CONTEXT_TOKENS,
-          notes: needMac().selects
-            ? "the retrieved documents, then the memory's chosen window, in MAC's frame"
-            : "the retrieved documents in context, the LM modulated by MAC's φ*",
-        },
+        info: { ...info, notes: "the retrieved documents in context, the LM modulated by MAC's φ*" },
       };
     }
     case "uniform":

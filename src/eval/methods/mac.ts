@@ -7,8 +7,9 @@
  *   mac_hierarchical  hierarchical aggregation, groups of M entries (O(M·T) working memory)
  *   bm25_mac          the top-k BM25 documents in context AND what the memory gives the question: an extractive
  *                     memory's chosen window, read after the documents, next to the question (the layout chosen
- *                     on validation questions: results/eval/bm25-mac-design); a mixing memory's φ*, modulating
- *                     the LM as it reads the documents
+ *                     on validation questions: results/eval/bm25-mac-design), in the prompt template chosen on
+ *                     validation as BM25's is (ctx.promptTemplate; MAC's frame without one); a mixing memory's
+ *                     φ*, modulating the LM as it reads the documents
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -65,6 +66,10 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
           )
           .map((w) => w.text),
       );
+    // With a prompt template chosen on validation (as every prompting method's), the documents and the window are
+    // its contexts; without one, MAC's own frame.
+    if (ctx.promptTemplate !== undefined)
+      return questions.map((q, i) => qaPrompt(ctx, q.question, [...contexts[i]!, windows[i]!]));
     return questions.map((q, i) => {
       const context = [...contexts[i]!, windows[i]!].map((t) => t.trim()).join("\n\n");
       return `${frame.before}${context}${frame.after}${mac.prompt(q.question)}`;

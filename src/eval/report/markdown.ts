@@ -142,7 +142,7 @@ function costTable(results: Results): string {
   return s;
 }
 
-/** The methods that answer with the prompt MAC was trained with (never chosen on validation). */
+/** The methods that answer with the prompt MAC was trained with (bm25_mac only when no template was chosen for it). */
 const MAC_PROMPTED: readonly ResultMethod[] = ["mac", "mac_hierarchical", "bm25_mac"];
 
 /** Which prompt template each method used and the validation F1 that chose it. */
@@ -152,7 +152,7 @@ function promptSection(results: Results): string {
   for (const m of METHOD_NAMES) {
     const r = results.methods[m];
     if (!isOk(r)) continue;
-    if (MAC_PROMPTED.includes(m)) {
+    if (MAC_PROMPTED.includes(m) && r.prompt_template === undefined) {
       rows.push([
         METHOD_LABELS[m],
         "its checkpoint's",
@@ -192,8 +192,8 @@ function promptSection(results: Results): string {
       "documents (never the test stream): **plain**, the context documents (if any) then MAC's template " +
       (typeof qa === "string" ? `${JSON.stringify(qa)} ` : "") +
       "(what MAC was trained with), or **chat**, SmolLM2's chat template (a system turn asking for a short answer, " +
-      "a user turn with the context and the question, then the assistant's turn). MAC methods keep the template " +
-      "they were trained with.",
+      "a user turn with the context and the question, then the assistant's turn). MAC keeps the template it was " +
+      "trained with; BM25 + MAC over an extractive memory, whose window is text, chooses among the same templates.",
     table(["Method", "Template", ...PROMPT_TEMPLATES.map((t) => `validation F1: ${t}`), "Remark"], rows, [
       "l",
       "l",
