@@ -86,7 +86,8 @@ for (let i = order.length - 1; i > 0; i--) {
 }
 const ctx = { qaTemplate: "Question: {question}\nAnswer:", promptTemplate: "chat" as const };
 const maxTokens = Number(v["max-tokens"]);
-let cursor = 0;
+// Rows already trained on (rows skipped as too long make this approximate after a resume).
+let cursor = step * accum;
 function nextRow(): { ids: number[]; targets: number[] } {
   for (;;) {
     const k = order[cursor % order.length]!;
@@ -101,7 +102,6 @@ function nextRow(): { ids: number[]; targets: number[] } {
     return { ids, targets };
   }
 }
-cursor = step * accum; // rows already trained on (skipped rows make this approximate only after a resume)
 
 const metrics = join(out, "metrics.jsonl");
 let lossEma = NaN;
