@@ -12,6 +12,7 @@ import { loadMac } from "../../src/mac/io.js";
 import { amortizeDocuments } from "../../src/mac/windows.js";
 import { Tensor, concat, crossEntropy, noGrad, scope } from "../../src/tensor/index.js";
 import { scoreAll } from "../../src/data/qa-metrics.js";
+import { SelectAggregator } from "../../src/mac/aggregate/select.js";
 
 const { values } = parseArgs({
   options: {
@@ -19,6 +20,8 @@ const { values } = parseArgs({
     checkpoint: { type: "string", default: "checkpoints/mac-extractive" },
     data: { type: "string", default: "../shared/data/squad/squad-dev-open.json" },
     "max-docs": { type: "string", default: "40" },
+    /** The prompt layout of every variant: eval's "chat" or "plain" (answer.ts qaPrompt with MAC's qaTemplate). */
+    template: { type: "string", default: "chat" },
     variants: { type: "string", default: "bm25,before,after,focus" },
     /** A JSONL file to append every answer to ({variant, id, prediction}). */
     predictions: { type: "string" },
@@ -48,14 +51,33 @@ const memory = concat(
   0,
 );
 const chosen: { doc: string; text: string }[] = [];
+// zoom: the memory's best window among the windows of BM25's top paragraph (BM25 picks the paragraph, MAC the part).
+const zoomed: string[] = [];
+const sel = mac.aggregator as unknown as SelectAggregator;
 noGrad(() => {
   for (let i = 0; i < questions.length; i += 16) {
     const q0 = mac.encodeQuestions(questions.slice(i, i + 16).map((q) => q.question));
-    chosen.push(...mac.chooseEntries(q0, memory).map((n) => entries[n]!));
+    const s = sel.scores(q0, memory); // (B, entries)
+    const N = s.dim(1);
+    for (let b = 0; b < s.dim(0); b++) {
+      const row = s.f32.subarray(b * N, (b + 1) * N);
+      let best = 0;
+      let bestIn = -1;
+      for (let n = 0; n < N; n++) {
+        if (row[n]! > row[best]!) best = n;
+        if (entries[n]!.doc === top[i + b]![0]!.id && (bestIn < 0 || row[n]! > row[bestIn]!)) bestIn = n;
+      }
+      chosen.push(entries[best]!);
+      zoomed.push(entries[bestIn]!.text);
+    }
   }
 });
-// SmolLM2's chat template with the context instruction: MAC's frame, and what bm25 was validated with.
-const chat = (context: string, q: string): string => qaPrompt({ qaTemplate: "", promptTemplate: "chat" }, q, [context]);
+const template = values.template as "chat" | "plain";
+// Every variant's layout: SmolLM2's chat template with the context instruction (MAC's frame, what bm25 was first
+// validated with), or eval's plain layout (the context, then MAC's qaTemplate).
+const chat = (context: string, q: string): string =>
+  qaPrompt({ qaTemplate: mac.qaTemplate, promptTemplate: template }, q, [context]);
+const frame = mac.contextFrame ?? { before: "", after: "\n\n" };
 const ownText = new Map(docs.map((d) => [d.id, d.text]));
 const variants: Record<string, (i: number) => string> = {
   bm25: (i) => chat(top[i]![0]!.text.trim(), questions[i]!.question),
@@ -70,11 +92,14 @@ const variants: Record<string, (i: number) => string> = {
     ),
   top2: (i) => chat(top[i]!.map((d) => d.text.trim()).join("\n\n"), questions[i]!.question),
   window: (i) => chat(chosen[i]!.text.trim(), questions[i]!.question),
+  // MAC's own answer: its window in the frame it was trained with (what the mac method reads).
+  mac: (i) => `${frame.before}${chosen[i]!.text.trim()}${frame.after}${mac.prompt(questions[i]!.question)}`,
+  zoom: (i) => chat(zoomed[i]!.trim(), questions[i]!.question),
   // Controls: a window of the BM25 paragraph chosen without the question (its first), or the whole paragraph twice.
   after_first: (i) =>
     chat(`${top[i]![0]!.text.trim()}\n\n${firstWindow.get(top[i]![0]!.id)!.trim()}`, questions[i]!.question),
   // References: the LM alone (bare chat prompt), and the question's own paragraph in context (a perfect retriever).
-  none: (i) => qaPrompt({ qaTemplate: "", promptTemplate: "chat" }, questions[i]!.question),
+  none: (i) => qaPrompt({ qaTemplate: mac.qaTemplate, promptTemplate: template }, questions[i]!.question),
   oracle: (i) => chat(ownText.get(questions[i]!.docId)!.trim(), questions[i]!.question),
   twice: (i) => chat(`${top[i]![0]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`, questions[i]!.question),
 };
@@ -87,7 +112,7 @@ const ctx = {
   seed: 0,
 };
 const agree = questions.filter((q, i) => chosen[i]!.doc === top[i]![0]!.id).length;
-console.log(JSON.stringify({ questions: questions.length, mac_agrees_with_bm25: agree }));
+console.log(JSON.stringify({ questions: questions.length, mac_agrees_with_bm25: agree, template }));
 /** Mean log-probability per token (EOS included) of `answer` after `prompt`: the reader's confidence. */
 function confidence(prompt: string, answer: string): number {
   const tok = mac.baseTokenizer;

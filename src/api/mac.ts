@@ -108,6 +108,8 @@ export interface ChosenWindow {
   window: number;
   /** The window's text, as the base LM reads it. */
   text: string;
+  /** The aggregator's score of the window for the question (comparable across the windows of one question). */
+  score: number;
 }
 
 /** A document an answer drew on, with its share of the aggregator's attention. */
@@ -406,21 +408,43 @@ export class Mac {
    * an empty array. Hierarchical (groups of M streamed from disk) chooses exactly what full aggregation does.
    */
   chooseWindows(questions: readonly string[], opts: { hierarchical?: number } = {}): ChosenWindow[] {
-    this.live("chooseWindows");
+    return this.scoreWindows("chooseWindows", questions, opts).map((row) => {
+      let best = 0;
+      for (let e = 1; e < row.length; e++) if (row[e]! > row[best]!) best = e;
+      return { ...this.windowOf(best), score: row[best]! };
+    });
+  }
+
+  /**
+   * Extractive memories only: for each question, every stored document's score — its best window's — so a caller
+   * can weigh the memory's evidence for a document against another ranker's (BM25 + MAC fuses it with BM25's).
+   * The document of chooseWindows' window has the highest. Empty bank: an empty array.
+   */
+  documentScores(questions: readonly string[], opts: { hierarchical?: number } = {}): Map<string, number>[] {
+    const ids = this.bank.count === 0 ? [] : this.entryDocIds();
+    return this.scoreWindows("documentScores", questions, opts).map((row) => {
+      const best = new Map<string, number>();
+      row.forEach((s, e) => {
+        const id = ids[e]!;
+        if (!best.has(id) || s > best.get(id)!) best.set(id, s);
+      });
+      return best;
+    });
+  }
+
+  /** The aggregator's score of every bank entry for each question (rows in bank order; none for an empty bank). */
+  private scoreWindows(op: string, questions: readonly string[], opts: { hierarchical?: number }): Float32Array[] {
+    this.live(op);
     if (!this.model.selects)
       throw new MacLmError(
         "MACLM_BAD_ARGUMENT",
-        "chooseWindows: this checkpoint's memory mixes entries, it does not choose windows",
+        `${op}: this checkpoint's memory mixes entries, it does not choose windows`,
       );
     if (this.bank.count === 0 || questions.length === 0) return [];
     const M = opts.hierarchical;
-    const index = noGrad(() =>
-      scope(() => {
-        const q0 = this.model.encodeQuestions(questions);
-        return this.model.chooseEntries(q0, M ? this.groups(M) : this.full());
-      }),
+    return noGrad(() =>
+      scope(() => this.model.entryScores(this.model.encodeQuestions(questions), M ? this.groups(M) : this.full())),
     );
-    return index.map((e) => this.windowOf(e));
   }
 
   /** Frees the model (if owned) and closes the bank. Idempotent. */
@@ -467,7 +491,7 @@ export class Mac {
   }
 
   /** The document window that bank entry `e` holds (a document's entries are stored together, in window order). */
-  private windowOf(e: number): ChosenWindow {
+  private windowOf(e: number): Omit<ChosenWindow, "score"> {
     const ids = this.entryDocIds();
     const id = ids[e]!;
     const first = ids.indexOf(id);

@@ -125,20 +125,27 @@ export class MacModel extends Module {
 
   /**
    * The extractive memory's choice: for each question of q0 (B, T, d), the index of the entry its aggregator picks
-   * from `memory` — all entries at once, or groups in bank order (each entry's score does not depend on the others,
-   * so the best of the groups' bests is the best overall). Under noGrad.
+   * from `memory` (the first of equal bests). Under noGrad.
    */
   chooseEntries(q0: Tensor, memory: MemorySource): number[] {
+    return this.entryScores(q0, memory).map((row) => {
+      let best = 0;
+      for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
+      return row.length === 0 ? -1 : best;
+    });
+  }
+
+  /**
+   * The extractive memory's score of every entry of `memory` for each question of q0 (B, T, d): B rows of N, in
+   * bank order — all entries at once, or groups streamed in bank order (an entry's score does not depend on the
+   * others, so groups give the same scores). Under noGrad.
+   */
+  entryScores(q0: Tensor, memory: MemorySource): Float32Array[] {
     const agg = this.aggregator;
     if (!(agg instanceof SelectAggregator))
-      throw new MacLmError(
-        "MACLM_BAD_ARGUMENT",
-        "chooseEntries: this model's aggregator mixes entries, it does not choose one",
-      );
+      throw new MacLmError("MACLM_BAD_ARGUMENT", "this model's aggregator mixes entries, it does not score them");
     const B = q0.dim(0);
-    const best = new Array<number>(B).fill(-1);
-    const bestScore = new Float64Array(B).fill(-Infinity);
-    let offset = 0;
+    const parts: Float32Array[][] = Array.from({ length: B }, () => []);
     const streamed = !(memory instanceof Tensor);
     const groups: Iterable<Tensor> = streamed ? memory : [memory];
     noGrad(() => {
@@ -146,15 +153,20 @@ export class MacModel extends Module {
         scope(() => {
           const s = agg.scores(q0, group); // (B, n)
           const n = s.dim(1);
-          for (let b = 0; b < B; b++)
-            for (let i = 0; i < n; i++)
-              if (s.f32[b * n + i]! > bestScore[b]!) [bestScore[b], best[b]] = [s.f32[b * n + i]!, offset + i];
-          offset += n;
+          for (let b = 0; b < B; b++) parts[b]!.push(s.f32.slice(b * n, (b + 1) * n));
         });
         if (streamed) group.dispose(); // one group in memory at a time, as hierarchical aggregation holds it
       }
     });
-    return best;
+    return parts.map((p) => {
+      const row = new Float32Array(p.reduce((n, x) => n + x.length, 0));
+      let at = 0;
+      for (const x of p) {
+        row.set(x, at);
+        at += x.length;
+      }
+      return row;
+    });
   }
 
   get numSlots(): number {

@@ -188,12 +188,36 @@ describe("extractive memory", () => {
         0,
       );
       const owner = windows.flatMap((ws, d) => ws.map((_, w) => ({ d, w })));
-      const { index } = noGrad(() => (mac.aggregator as SelectAggregator).choose(mac.encodeQuestions(questions), bank));
+      const agg = mac.aggregator as SelectAggregator;
+      const { index, scores } = noGrad(() => {
+        const q0 = mac.encodeQuestions(questions);
+        const s = agg.scores(q0, bank); // (B, entries)
+        return { index: agg.choose(q0, bank).index, scores: s.f32.slice() };
+      });
+      const N = owner.length;
       full.forEach((c, b) => {
         const { d, w } = owner[index[b]!]!;
-        expect(c).toEqual({ id: `d${d}`, window: w, text: windows[d]![w] });
+        expect(c).toEqual({ id: `d${d}`, window: w, text: windows[d]![w], score: expect.any(Number) });
+        expect(c.score).toBeCloseTo(scores[b * N + index[b]!]!, 5);
       });
-      for (const M of [2, 3]) expect(api.chooseWindows(questions, { hierarchical: M })).toEqual(full);
+      for (const M of [2, 3])
+        api.chooseWindows(questions, { hierarchical: M }).forEach((c, b) => {
+          expect({ ...c, score: 0 }).toEqual({ ...full[b]!, score: 0 });
+          expect(c.score).toBeCloseTo(full[b]!.score, 5);
+        });
+      // documentScores: each document's best window score; the chosen window's document holds the highest.
+      const perDoc = api.documentScores(questions);
+      perDoc.forEach((m, b) => {
+        expect([...m.keys()].sort()).toEqual(DOCS.map((_, i) => `d${i}`));
+        DOCS.forEach((_, d) => {
+          const mine = owner.map((o, n) => (o.d === d ? scores[b * N + n]! : -Infinity));
+          expect(m.get(`d${d}`)).toBeCloseTo(Math.max(...mine), 5);
+        });
+        expect(Math.max(...m.values())).toBe(m.get(full[b]!.id));
+      });
+      api.documentScores(questions, { hierarchical: 2 }).forEach((m, b) => {
+        for (const [id, v] of perDoc[b]!) expect(m.get(id)).toBeCloseTo(v, 5);
+      });
       // ask()'s sources show that window as its document's snippet: what the LM read.
       const { sources } = await api.ask(questions[0]!, { maxNewTokens: 2, maxSources: 5 });
       expect(sources[0]!.id).toBe(full[0]!.id);
@@ -204,7 +228,7 @@ describe("extractive memory", () => {
     }
   });
 
-  it("answers BM25 + MAC from the retrieved documents, then the window the memory chose, next to the question", async () => {
+  it("answers BM25 + MAC from the memory's window where its evidence wins, else from the retrieved documents", async () => {
     const ctx = {
       base: mac.base,
       tokenizer: mac.baseTokenizer,
@@ -213,13 +237,6 @@ describe("extractive memory", () => {
       batchSize: 2,
       seed: 0,
     };
-    const retrieved = "eve sold figs for gold.";
-    const retrieval = {
-      adapt: () => Promise.resolve(),
-      prompts: () => [],
-      contexts: (qs: readonly StreamQuestion[]) => qs.map(() => [retrieved]),
-      dispose: () => {},
-    };
     const docs = DOCS.map((text, i) => ({ id: `d${i}`, text, article: "a" }));
     const questions = ["who flew to rome?", "what did eve sell?", "where did tom grow corn?"].map((question, i) => ({
       id: `q${i}`,
@@ -227,33 +244,92 @@ describe("extractive memory", () => {
       question,
       answers: ["x"],
     }));
-    const method = createMacMethod(mac, ctx, { retrieval, name: "bm25_mac" });
     const dir = mkdtempSync(join(tmpdir(), "maclm-bm25mac-"));
     const api = Mac.fromModel(mac, { bank: dir });
+    const made: { dispose(): void }[] = [];
     try {
-      await method.adapt(docs);
       await api.adapt(docs);
       const windows = api.chooseWindows(questions.map((q) => q.question));
+      const memory = api.documentScores(questions.map((q) => q.question));
+      // A retriever whose first document for question i is firsts[i], with the lexical scores given per document.
+      const retrieverOf = (firsts: string[], lexical: (q: number, id: string) => number) => ({
+        adapt: () => Promise.resolve(),
+        prompts: () => [],
+        retrieve: (qs: readonly StreamQuestion[]) =>
+          qs.map((q) => [docs.find((d) => d.id === firsts[+q.id.slice(1)])!]),
+        contexts: (qs: readonly StreamQuestion[]) => qs.map((q) => [DOCS[+firsts[+q.id.slice(1)]!.slice(1)]!]),
+        scoresOf: (qs: readonly StreamQuestion[], ids: readonly (readonly string[])[]) =>
+          qs.map((q, i) => ids[i]!.map((id) => lexical(+q.id.slice(1), id))),
+        dispose: () => {},
+      });
+      const answerWith = async (c: typeof ctx, retrieval: ReturnType<typeof retrieverOf>, memoryWeight?: number) => {
+        const method = createMacMethod(mac, c, { retrieval, name: "bm25_mac", memoryWeight });
+        made.push(method);
+        await method.adapt(docs);
+        return method.answer(questions);
+      };
       const { before, after } = mac.contextFrame!;
-      const expected = questions.map(
-        (q, i) => `${before}${retrieved}\n\n${windows[i]!.text.trim()}${after}${mac.prompt(q.question)}`,
+      const framed = (text: string, q: string) => `${before}${text.trim()}${after}${mac.prompt(q)}`;
+      const read = (i: number, useWindow: boolean, c: typeof ctx & { promptTemplate?: "plain" }, first: string) =>
+        useWindow
+          ? framed(windows[i]!.text, questions[i]!.question)
+          : c.promptTemplate
+            ? qaPrompt(c, questions[i]!.question, [DOCS[+first.slice(1)]!])
+            : framed(DOCS[+first.slice(1)]!, questions[i]!.question);
+
+      // 1. BM25's first document holds the memory's window (they agree): the LM reads the window alone.
+      const agree = windows.map((w) => w.id);
+      const got = await answerWith(
+        ctx,
+        retrieverOf(agree, () => 5),
       );
-      const got = await method.answer(questions);
       expect(got.some((a) => a.length > 0)).toBe(true);
-      expect(got).toEqual(await answerPrompts(ctx, expected));
-      // With a prompt template chosen on validation (as BM25's), the documents and the window are its contexts.
+      expect(got).toEqual(
+        await answerPrompts(
+          ctx,
+          questions.map((_, i) => read(i, true, ctx, agree[i]!)),
+        ),
+      );
+
+      // 2. They disagree: BM25's document wins the fused score (a lexical lead larger than the memory's), so its
+      //    documents are read — in the chosen template, or MAC's frame without one. With equal lexical scores the
+      //    memory's lead decides for its window; with λ = 0 it never does.
+      const other = windows.map((w) => (w.id === "d4" ? "d3" : "d4"));
+      const lead = (q: number) => memory[q]!.get(windows[q]!.id)! - memory[q]!.get(other[q]!)!;
+      expect(questions.every((_, q) => lead(q) >= 0)).toBe(true);
+      const bm25Wins = retrieverOf(other, (q, id) => (id === other[q] ? 2 * lead(q) + 1 : 0));
       const plainCtx = { ...ctx, promptTemplate: "plain" as const };
-      const plain = createMacMethod(mac, plainCtx, { retrieval, name: "bm25_mac" });
-      try {
-        await plain.adapt(docs);
-        const want = questions.map((q, i) => qaPrompt(plainCtx, q.question, [retrieved, windows[i]!.text]));
-        expect(want[0]).toContain(`${retrieved}\n\n${windows[0]!.text.trim()}\n\n`);
-        expect(await plain.answer(questions)).toEqual(await answerPrompts(plainCtx, want));
-      } finally {
-        plain.dispose();
-      }
+      expect(await answerWith(plainCtx, bm25Wins)).toEqual(
+        await answerPrompts(
+          plainCtx,
+          questions.map((_, i) => read(i, false, plainCtx, other[i]!)),
+        ),
+      );
+      expect(await answerWith(ctx, bm25Wins)).toEqual(
+        await answerPrompts(
+          ctx,
+          questions.map((_, i) => read(i, false, ctx, other[i]!)),
+        ),
+      );
+      const tie = retrieverOf(other, () => 3);
+      const strict = questions.map((_, q) => lead(q) > 0);
+      expect(await answerWith(plainCtx, tie)).toEqual(
+        await answerPrompts(
+          plainCtx,
+          questions.map((_, i) => read(i, strict[i]!, plainCtx, other[i]!)),
+        ),
+      );
+      expect(await answerWith(plainCtx, tie, 0)).toEqual(
+        await answerPrompts(
+          plainCtx,
+          questions.map((_, i) => read(i, false, plainCtx, other[i]!)),
+        ),
+      );
+      expect(() => createMacMethod(mac, ctx, { retrieval: tie, name: "bm25_mac", memoryWeight: -1 })).toThrow(
+        /memoryWeight must be a number >= 0/,
+      );
     } finally {
-      method.dispose();
+      for (const m of made) m.dispose();
       await api.close();
       rmSync(dir, { recursive: true, force: true });
     }

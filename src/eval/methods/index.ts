@@ -85,12 +85,13 @@ export async function createMethod(
             createMacMethod(needMac(), c, {
               retrieval: await createRetrievalMethod("bm25", c, retrievalOptions(spec)),
               name: "bm25_mac",
+              memoryWeight: BM25_MAC_MEMORY_WEIGHT,
             }),
-          info,
+          { ...info, memory_weight: BM25_MAC_MEMORY_WEIGHT },
           progress,
         );
         if ("method" in made)
-          made.info.notes = `the retrieved documents, then the memory's chosen window; ${String(made.info.notes ?? "")}`;
+          made.info.notes = `the memory's window (MAC's frame) where it lies in BM25's first document or its fused score BM25 + ${BM25_MAC_MEMORY_WEIGHT}·memory beats that document's, else the retrieved documents; ${String(made.info.notes ?? "")}`;
         return made;
       }
       const retrieval = await createRetrievalMethod("bm25", ctx, retrievalOptions(spec));
@@ -106,6 +107,9 @@ export async function createMethod(
       return { unavailable: CAMELS_UNAVAILABLE };
   }
 }
+
+/** λ of BM25 + MAC's fused score, chosen on all 631 validation questions (results/eval/bm25-mac-fusion). */
+const BM25_MAC_MEMORY_WEIGHT = 1;
 
 const validationOptions = (spec: EvalSpec) => ({
   maxDocs: spec.finetune.valDocs,

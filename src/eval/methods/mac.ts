@@ -5,16 +5,20 @@
  *
  *   mac               full aggregation over the whole bank (the paper's evaluation)
  *   mac_hierarchical  hierarchical aggregation, groups of M entries (O(M·T) working memory)
- *   bm25_mac          the top-k BM25 documents in context AND what the memory gives the question: an extractive
- *                     memory's chosen window, read after the documents, next to the question (the layout chosen
- *                     on validation questions: results/eval/bm25-mac-design), in the prompt template chosen on
- *                     validation as BM25's is (ctx.promptTemplate; MAC's frame without one); a mixing memory's
- *                     φ*, modulating the LM as it reads the documents
+ *   bm25_mac          BM25 and the memory together. An extractive memory's window is read where the memory's
+ *                     evidence wins — its window lies in BM25's first document (they agree: the window is the
+ *                     part of the paragraph the question is about), or its document's fused score
+ *                     BM25(d) + λ·memory(d) beats BM25's first's — else BM25's top-k documents are read (the rule
+ *                     and λ chosen on validation questions: results/eval/bm25-mac-fusion). The window is read in
+ *                     MAC's frame, as mac reads it; the documents in the template chosen on validation for them
+ *                     (ctx.promptTemplate; MAC's frame without one). A mixing memory's φ* modulates the LM as it
+ *                     reads BM25's documents.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Mac } from "../../api/mac.js";
+import { MacLmError } from "../../errors.js";
 import type { MacModel } from "../../mac/model.js";
 import { releaseFreedMemory } from "../../tensor/index.js";
 import type { StreamDoc, StreamQuestion } from "../stream.js";
@@ -26,8 +30,12 @@ export interface ContextPrompter {
   adapt(docs: readonly StreamDoc[]): Promise<void>;
   /** The base-LM prompts with the retrieved documents in context. */
   prompts(questions: readonly StreamQuestion[]): string[];
-  /** The retrieved documents' texts for each question, best first. */
+  /** The retrieved documents for each question, best first. */
+  retrieve(questions: readonly StreamQuestion[]): StreamDoc[][];
+  /** The retrieved documents' texts for each question, best first (as prompts() puts them in context). */
   contexts(questions: readonly StreamQuestion[]): string[][];
+  /** The retriever's score (higher is better) of each named document for each question. */
+  scoresOf(questions: readonly StreamQuestion[], ids: readonly (readonly string[])[]): number[][];
   dispose(): void;
 }
 
@@ -42,38 +50,53 @@ export interface MacMethodOptions {
   bankDir?: string;
   /** bm25_mac: retrieved documents go into the prompt (and the retriever indexes the same stream). */
   retrieval?: ContextPrompter;
+  /**
+   * bm25_mac over an extractive memory: λ, the weight of the memory's score of a document against the retriever's
+   * (default 1, chosen on validation; 0: the memory's window is read only where it lies in the first document).
+   */
+  memoryWeight?: number;
   name?: MethodName;
 }
 
 export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodOptions = {}): QaMethod {
   const name: MethodName = o.name ?? (o.retrieval ? "bm25_mac" : o.groupSize ? "mac_hierarchical" : "mac");
+  const memoryWeight = o.memoryWeight ?? 1;
+  if (!(Number.isFinite(memoryWeight) && memoryWeight >= 0))
+    throw new MacLmError("MACLM_BAD_ARGUMENT", `${name}: memoryWeight must be a number >= 0, got ${memoryWeight}`);
   const ownDir = o.bankDir === undefined;
   const dir = o.bankDir ?? mkdtempSync(join(tmpdir(), "maclm-eval-bank-"));
   const api = Mac.fromModel(mac, { bank: dir, dtype: o.dtype ?? "float32" });
   const adaptBatch = o.adaptBatch ?? 8;
 
-  /** The retrieved documents, then the window the memory chose, in the frame the memory's windows are read in. */
+  const frame = mac.contextFrame ?? { before: "", after: "\n\n" };
+  /** The LM reads `context` in MAC's frame, as the memory's windows are read. */
+  const framed = (context: string, question: string): string =>
+    `${frame.before}${context.trim()}${frame.after}${mac.prompt(question)}`;
+
+  /** BM25 + MAC over an extractive memory: each question's prompt holds the memory's window or the documents. */
   const extractivePrompts = (questions: readonly StreamQuestion[], retrieval: ContextPrompter): string[] => {
-    const frame = mac.contextFrame ?? { before: "", after: "\n\n" };
-    const contexts = retrieval.contexts(questions);
-    const windows: string[] = [];
-    for (let i = 0; i < questions.length; i += ctx.batchSize)
-      windows.push(
-        ...api
-          .chooseWindows(
-            questions.slice(i, i + ctx.batchSize).map((q) => q.question),
-            { hierarchical: o.groupSize },
-          )
-          .map((w) => w.text),
-      );
-    // With a prompt template chosen on validation (as every prompting method's), the documents and the window are
-    // its contexts; without one, MAC's own frame.
-    if (ctx.promptTemplate !== undefined)
-      return questions.map((q, i) => qaPrompt(ctx, q.question, [...contexts[i]!, windows[i]!]));
-    return questions.map((q, i) => {
-      const context = [...contexts[i]!, windows[i]!].map((t) => t.trim()).join("\n\n");
-      return `${frame.before}${context}${frame.after}${mac.prompt(q.question)}`;
-    });
+    const out: string[] = [];
+    for (let s = 0; s < questions.length; s += ctx.batchSize) {
+      const batch = questions.slice(s, s + ctx.batchSize);
+      const asked = batch.map((q) => q.question);
+      const windows = api.chooseWindows(asked, { hierarchical: o.groupSize });
+      const memory = memoryWeight > 0 ? api.documentScores(asked, { hierarchical: o.groupSize }) : null;
+      const retrieved = retrieval.retrieve(batch);
+      const contexts = retrieval.contexts(batch);
+      const pairs = batch.map((_, i) => [windows[i]!.id, retrieved[i]![0]?.id ?? windows[i]!.id]);
+      const lexical = memory ? retrieval.scoresOf(batch, pairs) : null;
+      batch.forEach((q, i) => {
+        const [mine, first] = pairs[i]!;
+        // The memory's evidence wins where the two agree, or where its fused score beats the first document's.
+        const fused = (j: number): number =>
+          lexical![i]![j]! + memoryWeight * (memory![i]!.get(pairs[i]![j]!) ?? -Infinity);
+        const readWindow = mine === first || (memory !== null && fused(0) > fused(1));
+        if (readWindow) out.push(framed(windows[i]!.text, q.question));
+        else if (ctx.promptTemplate !== undefined) out.push(qaPrompt(ctx, q.question, contexts[i]!));
+        else out.push(framed(contexts[i]!.map((t) => t.trim()).join("\n\n"), q.question));
+      });
+    }
+    return out;
   };
 
   return {

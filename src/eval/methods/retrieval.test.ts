@@ -66,6 +66,18 @@ describe("BM25 retriever (SQLite FTS5)", () => {
     expect(r.search("zebra quokka", 3)).toEqual([]);
   });
 
+  it("scores named documents as the ranking does: scored()'s scores, 0 without a shared term; unknown ids refused", () => {
+    const q = "Which bakery in Lyon bakes bread, near the Tyne bridge?";
+    const ranked = r.scored(q, 4);
+    expect(ranked.map((x) => x.doc.id)).toEqual(["cafe", "bridge", "near"]); // "pie" shares no term
+    for (let i = 1; i < ranked.length; i++) expect(ranked[i]!.score).toBeLessThan(ranked[i - 1]!.score);
+    const ids = ["near", "pie", "cafe", "bridge"];
+    const byId = new Map(ranked.map((x) => [x.doc.id, x.score]));
+    r.scoresOf(q, ids).forEach((s, i) => expect(s).toBeCloseTo(byId.get(ids[i]!) ?? 0, 10));
+    expect(r.scoresOf("?!", ["pie"])).toEqual([0]);
+    expect(() => r.scoresOf(q, ["pie", "nope"])).toThrow(/bm25 scoresOf: no document "nope" is indexed/);
+  });
+
   it("hostile queries (quotes, NEAR, *, parentheses, column filters, operators) are searched as plain words", () => {
     const hostile = [
       '"',
@@ -180,6 +192,10 @@ describe("dense retriever (all-MiniLM-L6-v2)", () => {
       const cos = top.map((x) => d.embeddingOf(x.id)!.reduce((s, v, c) => s + v * qe[c]!, 0));
       for (let i = 1; i < cos.length; i++) expect(cos[i]!).toBeLessThanOrEqual(cos[i - 1]! + 1e-6);
       expect(d.search(q, 100)).toHaveLength(21);
+      // scoresOf gives those cosines for named documents, in the order asked.
+      const asked = [top[2]!.id, top[0]!.id];
+      d.scoresOf(q, asked).forEach((s, i) => expect(s).toBeCloseTo(cos[[2, 0][i]!]!, 5));
+      expect(() => d.scoresOf(q, ["nope"])).toThrow(/dense scoresOf: no document "nope" is indexed/);
     },
   );
 });

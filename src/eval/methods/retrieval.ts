@@ -43,12 +43,24 @@ export interface Retriever {
   search(query: string, k: number): StreamDoc[];
   /** search() for many queries (batched where the retriever can batch). */
   searchMany(queries: readonly string[], k: number, progress?: ProgressFn): StreamDoc[][];
+  /**
+   * The score the ranking orders by (higher is better) of each named document for a query: BM25's (0 for a
+   * document sharing no query term) or the cosine similarity. Ids that are not indexed are an error.
+   */
+  scoresOf(query: string, ids: readonly string[]): number[];
   dispose(): void;
 }
 
 function checkK(op: string, k: number): void {
   if (!Number.isInteger(k) || k < 1)
     throw new MacLmError("MACLM_BAD_ARGUMENT", `${op}: k must be an integer >= 1, got ${k}`);
+}
+
+/** The row of an indexed document id; an id that is not indexed is an error naming it. */
+function rowOf(rows: ReadonlyMap<string, number>, id: string, op: string): number {
+  const r = rows.get(id);
+  if (r === undefined) throw new MacLmError("MACLM_BAD_ARGUMENT", `${op}: no document "${id}" is indexed`);
+  return r;
 }
 
 /** The documents whose ids are not in `ids`, each id once (first occurrence). */
@@ -82,14 +94,21 @@ export class Bm25Retriever implements Retriever {
   #db: Database.Database | null;
   readonly #docs: StreamDoc[] = [];
   readonly #ids = new Set<string>();
+  readonly #rows = new Map<string, number>();
   readonly #insert: Database.Statement<[number, string]>;
-  readonly #query: Database.Statement<[string, number], { rowid: number }>;
+  readonly #query: Database.Statement<[string, number], { rowid: number; rank: number }>;
+  readonly #rank: Database.Statement<[string, string], { rowid: number; rank: number }>;
 
   constructor() {
     this.#db = new Database(":memory:");
     this.#db.exec(`CREATE VIRTUAL TABLE docs USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')`);
     this.#insert = this.#db.prepare("INSERT INTO docs(rowid, text) VALUES (?, ?)");
-    this.#query = this.#db.prepare("SELECT rowid FROM docs WHERE docs MATCH ? ORDER BY bm25(docs), rowid LIMIT ?");
+    this.#query = this.#db.prepare(
+      "SELECT rowid, bm25(docs) AS rank FROM docs WHERE docs MATCH ? ORDER BY rank, rowid LIMIT ?",
+    );
+    this.#rank = this.#db.prepare(
+      "SELECT rowid, bm25(docs) AS rank FROM docs WHERE docs MATCH ? AND rowid IN (SELECT value FROM json_each(?))",
+    );
   }
 
   get size(): number {
@@ -107,6 +126,7 @@ export class Bm25Retriever implements Retriever {
     db.transaction(() => {
       for (const d of fresh) {
         this.#insert.run(this.#docs.length, d.text);
+        this.#rows.set(d.id, this.#docs.length);
         this.#docs.push(d);
         this.#ids.add(d.id);
       }
@@ -115,11 +135,25 @@ export class Bm25Retriever implements Retriever {
   }
 
   search(query: string, k: number): StreamDoc[] {
+    return this.scored(query, k).map((r) => r.doc);
+  }
+
+  /** search() with each document's BM25 score (FTS5's bm25() negated: higher is better). */
+  scored(query: string, k: number): { doc: StreamDoc; score: number }[] {
     checkK("bm25 search", k);
     this.#open("search");
     const match = bm25Query(query);
     if (match === null) return [];
-    return this.#query.all(match, k).map((r) => this.#docs[r.rowid]!);
+    return this.#query.all(match, k).map((r) => ({ doc: this.#docs[r.rowid]!, score: -r.rank }));
+  }
+
+  scoresOf(query: string, ids: readonly string[]): number[] {
+    this.#open("scoresOf");
+    const rows = ids.map((id) => rowOf(this.#rows, id, "bm25 scoresOf"));
+    const match = bm25Query(query);
+    if (match === null) return rows.map(() => 0);
+    const found = new Map(this.#rank.all(match, JSON.stringify(rows)).map((r) => [r.rowid, -r.rank]));
+    return rows.map((r) => found.get(r) ?? 0);
   }
 
   searchMany(queries: readonly string[], k: number, progress?: ProgressFn): StreamDoc[][] {
@@ -152,6 +186,7 @@ export class DenseRetriever implements Retriever {
   readonly batchSize: number;
   readonly #docs: StreamDoc[] = [];
   readonly #ids = new Set<string>();
+  readonly #rows = new Map<string, number>();
   #emb: Float32Array = new Float32Array(0); // (capacity, dim) unit rows; the first size rows are used
   #disposed = false;
 
@@ -247,14 +282,26 @@ export class DenseRetriever implements Retriever {
     }
     this.#emb.set(emb, n * this.dim);
     for (const d of fresh) {
+      this.#rows.set(d.id, this.#docs.length);
       this.#docs.push(d);
       this.#ids.add(d.id);
     }
   }
 
+  scoresOf(query: string, ids: readonly string[]): number[] {
+    this.#check("scoresOf");
+    const rows = ids.map((id) => rowOf(this.#rows, id, "dense scoresOf"));
+    const q = this.embed([query]);
+    return rows.map((n) => {
+      let s = 0;
+      for (let c = 0; c < this.dim; c++) s += q[c]! * this.#emb[n * this.dim + c]!;
+      return s;
+    });
+  }
+
   /** A copy of the stored unit embedding of an indexed document (undefined if the id is not indexed). */
   embeddingOf(id: string): Float32Array | undefined {
-    const n = this.#docs.findIndex((d) => d.id === id);
+    const n = this.#rows.get(id) ?? -1;
     return n < 0 ? undefined : this.#emb.slice(n * this.dim, (n + 1) * this.dim);
   }
 

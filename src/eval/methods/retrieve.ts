@@ -62,6 +62,11 @@ export class RetrievalMethod implements QaMethod {
     );
   }
 
+  /** The retriever's score of each named document for each question (Retriever.scoresOf). */
+  scoresOf(questions: readonly StreamQuestion[], ids: readonly (readonly string[])[]): number[][] {
+    return questions.map((q, i) => this.retriever.scoresOf(q.question, ids[i]!));
+  }
+
   /** The texts put in front of each question: the retrieved documents, best first, each cut to maxContextTokens. */
   contexts(questions: readonly StreamQuestion[]): string[][] {
     return this.retrieve(questions).map((found) =>

@@ -103,6 +103,8 @@ const MethodOk = z.strictObject({
   /** Retrieval: documents put into the context, and the context's token budget. */
   retrieved_k: z.number().int().positive().optional(),
   max_context_tokens: z.number().int().positive().optional(),
+  /** BM25 + MAC over an extractive memory: λ of the fused score BM25(d) + λ·memory(d) (src/eval/methods/mac.ts). */
+  memory_weight: z.number().nonnegative().optional(),
   /** MAC: how the memory bank is aggregated, and the hierarchical group size M. */
   aggregation: z.enum(["full", "hierarchical"]).optional(),
   group_size: z.number().int().positive().optional(),
