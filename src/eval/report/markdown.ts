@@ -177,7 +177,9 @@ function promptSection(results: Results): string {
         ? "fixed, not chosen on validation"
         : byLr && r.lr !== undefined
           ? `at the chosen learning rate ${fmtLr(r.lr)}`
-          : "";
+          : m === "bm25_mac"
+            ? "for BM25's documents; the memory's window is read in MAC's frame"
+            : "";
     rows.push([METHOD_LABELS[m], r.prompt_template, ...PROMPT_TEMPLATES.map(f1Of), remark]);
     if (byLr)
       grids.push(
@@ -193,7 +195,8 @@ function promptSection(results: Results): string {
       (typeof qa === "string" ? `${JSON.stringify(qa)} ` : "") +
       "(what MAC was trained with), or **chat**, SmolLM2's chat template (a system turn asking for a short answer, " +
       "a user turn with the context and the question, then the assistant's turn). MAC keeps the template it was " +
-      "trained with; BM25 + MAC over an extractive memory, whose window is text, chooses among the same templates.",
+      "trained with. BM25 + MAC over an extractive memory reads the memory's window in MAC's frame where the " +
+      "memory's evidence wins and BM25's documents elsewhere; its template is chosen, among the same ones, for those.",
     table(["Method", "Template", ...PROMPT_TEMPLATES.map((t) => `validation F1: ${t}`), "Remark"], rows, [
       "l",
       "l",
