@@ -1,7 +1,8 @@
 /**
- * `npx tsx dev/eval/combine-prompts.ts [--split val] [--max-docs 40] [--variants a,b]`: ways to combine BM25's
- * top paragraph with the extractive memory's chosen window in one chat prompt, scored by SQuAD F1 on the same
- * questions (greedy, 16 tokens). A development probe for bm25_mac's design; prints JSON per variant.
+ * `npx tsx dev/eval/combine-prompts.ts [--split val] [--max-docs 40] [--template chat|plain] [--variants a,b]`:
+ * ways to combine BM25's top paragraph with the extractive memory's chosen window in one prompt (the eval's chat or
+ * plain template; `mac` is always MAC's own frame), scored by SQuAD F1 on the same questions (greedy, 16 tokens).
+ * A development probe for bm25_mac's design; prints JSON per variant.
  */
 import { appendFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -65,43 +66,43 @@ noGrad(() => {
       let bestIn = -1;
       for (let n = 0; n < N; n++) {
         if (row[n]! > row[best]!) best = n;
-        if (entries[n]!.doc === top[i + b]![0]!.id && (bestIn < 0 || row[n]! > row[bestIn]!)) bestIn = n;
+        if (entries[n]!.doc === top[i + b]![0]?.id && (bestIn < 0 || row[n]! > row[bestIn]!)) bestIn = n;
       }
       chosen.push(entries[best]!);
-      zoomed.push(entries[bestIn]!.text);
+      zoomed.push(entries[bestIn < 0 ? best : bestIn]!.text); // BM25 found nothing: the memory's own choice
     }
   }
 });
 const template = values.template as "chat" | "plain";
 // Every variant's layout: SmolLM2's chat template with the context instruction (MAC's frame, what bm25 was first
 // validated with), or eval's plain layout (the context, then MAC's qaTemplate).
-const chat = (context: string, q: string): string =>
+const inTemplate = (context: string, q: string): string =>
   qaPrompt({ qaTemplate: mac.qaTemplate, promptTemplate: template }, q, [context]);
 const frame = mac.contextFrame ?? { before: "", after: "\n\n" };
 const ownText = new Map(docs.map((d) => [d.id, d.text]));
 const variants: Record<string, (i: number) => string> = {
-  bm25: (i) => chat(top[i]![0]!.text.trim(), questions[i]!.question),
-  before: (i) => chat(`${chosen[i]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`, questions[i]!.question),
-  after: (i) => chat(`${top[i]![0]!.text.trim()}\n\n${chosen[i]!.text.trim()}`, questions[i]!.question),
+  bm25: (i) => inTemplate(top[i]![0]!.text.trim(), questions[i]!.question),
+  before: (i) => inTemplate(`${chosen[i]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`, questions[i]!.question),
+  after: (i) => inTemplate(`${top[i]![0]!.text.trim()}\n\n${chosen[i]!.text.trim()}`, questions[i]!.question),
   focus: (i) =>
-    chat(
+    inTemplate(
       chosen[i]!.doc === top[i]![0]!.id
         ? chosen[i]!.text.trim()
         : `${chosen[i]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`,
       questions[i]!.question,
     ),
-  top2: (i) => chat(top[i]!.map((d) => d.text.trim()).join("\n\n"), questions[i]!.question),
-  window: (i) => chat(chosen[i]!.text.trim(), questions[i]!.question),
+  top2: (i) => inTemplate(top[i]!.map((d) => d.text.trim()).join("\n\n"), questions[i]!.question),
+  window: (i) => inTemplate(chosen[i]!.text.trim(), questions[i]!.question),
   // MAC's own answer: its window in the frame it was trained with (what the mac method reads).
   mac: (i) => `${frame.before}${chosen[i]!.text.trim()}${frame.after}${mac.prompt(questions[i]!.question)}`,
-  zoom: (i) => chat(zoomed[i]!.trim(), questions[i]!.question),
+  zoom: (i) => inTemplate(zoomed[i]!.trim(), questions[i]!.question),
   // Controls: a window of the BM25 paragraph chosen without the question (its first), or the whole paragraph twice.
   after_first: (i) =>
-    chat(`${top[i]![0]!.text.trim()}\n\n${firstWindow.get(top[i]![0]!.id)!.trim()}`, questions[i]!.question),
+    inTemplate(`${top[i]![0]!.text.trim()}\n\n${firstWindow.get(top[i]![0]!.id)!.trim()}`, questions[i]!.question),
   // References: the LM alone (bare chat prompt), and the question's own paragraph in context (a perfect retriever).
   none: (i) => qaPrompt({ qaTemplate: mac.qaTemplate, promptTemplate: template }, questions[i]!.question),
-  oracle: (i) => chat(ownText.get(questions[i]!.docId)!.trim(), questions[i]!.question),
-  twice: (i) => chat(`${top[i]![0]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`, questions[i]!.question),
+  oracle: (i) => inTemplate(ownText.get(questions[i]!.docId)!.trim(), questions[i]!.question),
+  twice: (i) => inTemplate(`${top[i]![0]!.text.trim()}\n\n${top[i]![0]!.text.trim()}`, questions[i]!.question),
 };
 const ctx = {
   base: mac.base,
@@ -138,7 +139,7 @@ async function chooseByReader(macContext: (i: number) => string): Promise<string
     questions.map((_, i) => variants.bm25!(i)),
   );
   const dis = questions.map((_, i) => i).filter((i) => chosen[i]!.doc !== top[i]![0]!.id);
-  const mPrompts = dis.map((i) => chat(macContext(i).trim(), questions[i]!.question));
+  const mPrompts = dis.map((i) => inTemplate(macContext(i).trim(), questions[i]!.question));
   const mAns = await answerPrompts(ctx, mPrompts);
   let switched = 0;
   dis.forEach((i, k) => {
