@@ -4,14 +4,14 @@
  * with the question's own paragraph — the material to judge whether fusing the two rankings finds the paragraph
  * more often than BM25 alone (analysis: dev/eval/fusion-analysis.ts).
  */
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadEvalStream } from "../../src/eval/streams.js";
 import { Bm25Retriever } from "../../src/eval/methods/retrieval.js";
 import { loadMac } from "../../src/mac/io.js";
-import { SelectAggregator } from "../../src/mac/aggregate/select.js";
-import { amortizeDocuments } from "../../src/mac/windows.js";
-import { concat, noGrad } from "../../src/tensor/index.js";
+import { Mac } from "../../src/api/mac.js";
 
 const { values } = parseArgs({
   options: {
@@ -35,30 +35,16 @@ const bm25Top = questions.map((q) =>
   bm25.scored(q.question, 20).map((r) => [docIndex.get(r.doc.id)!, Number(r.score.toFixed(4))]),
 );
 
-const mac = await loadMac(values.checkpoint!);
-const sel = mac.aggregator as unknown as SelectAggregator;
-const amortized = amortizeDocuments(
-  mac,
-  docs.map((d) => d.text),
-);
-const entryDoc: number[] = amortized.flatMap((a, i) => Array.from({ length: a.entries.dim(0) }, () => i));
-const memory = concat(
-  amortized.map((a) => a.entries),
-  0,
-);
+// The memory's score of every paragraph: its best window's (Mac.documentScores over a bank of the split).
+const bankDir = mkdtempSync(join(tmpdir(), "maclm-fusion-"));
+const api = Mac.fromModel(await loadMac(values.checkpoint!), { bank: bankDir });
+await api.adapt(docs.map((d) => ({ id: d.id, text: d.text })));
 const macScores: number[][] = [];
-noGrad(() => {
-  for (let i = 0; i < questions.length; i += 16) {
-    const q0 = mac.encodeQuestions(questions.slice(i, i + 16).map((q) => q.question));
-    const s = sel.scores(q0, memory);
-    const N = s.dim(1);
-    for (let b = 0; b < s.dim(0); b++) {
-      const perDoc = new Array<number>(docs.length).fill(-Infinity);
-      for (let n = 0; n < N; n++) perDoc[entryDoc[n]!] = Math.max(perDoc[entryDoc[n]!]!, s.f32[b * N + n]!);
-      macScores.push(perDoc.map((x) => Number(x.toFixed(4))));
-    }
-  }
-});
+for (let i = 0; i < questions.length; i += 16)
+  for (const perDoc of api.documentScores(questions.slice(i, i + 16).map((q) => q.question)))
+    macScores.push(docs.map((d) => Number(perDoc.get(d.id)!.toFixed(4))));
+await api.close();
+rmSync(bankDir, { recursive: true, force: true });
 writeFileSync(
   values.out!,
   JSON.stringify({

@@ -110,6 +110,8 @@ export interface ChosenWindow {
   text: string;
   /** The aggregator's score of the window for the question (comparable across the windows of one question). */
   score: number;
+  /** With chooseWindows' `documentScores`: every stored document's best window score for the question. */
+  documents?: Map<string, number>;
 }
 
 /** A document an answer drew on, with its share of the aggregator's attention. */
@@ -404,14 +406,20 @@ export class Mac {
 
   /**
    * Extractive memories only (MacModel.selects): the window each question's aggregator chooses from the bank, for
-   * callers that put it in a prompt of their own (BM25 + MAC puts it after the retrieved paragraph). Empty bank:
-   * an empty array. Hierarchical (groups of M streamed from disk) chooses exactly what full aggregation does.
+   * callers that put it in a prompt of their own. With `documentScores: true` each choice also carries every
+   * stored document's score (documentScores(), from the same scoring pass): BM25 + MAC needs both. Empty bank: an
+   * empty array. Hierarchical (groups of M streamed from disk) chooses exactly what full aggregation does.
    */
-  chooseWindows(questions: readonly string[], opts: { hierarchical?: number } = {}): ChosenWindow[] {
+  chooseWindows(
+    questions: readonly string[],
+    opts: { hierarchical?: number; documentScores?: boolean } = {},
+  ): ChosenWindow[] {
     return this.scoreWindows("chooseWindows", questions, opts).map((row) => {
       let best = 0;
       for (let e = 1; e < row.length; e++) if (row[e]! > row[best]!) best = e;
-      return { ...this.windowOf(best), score: row[best]! };
+      const chosen: ChosenWindow = { ...this.windowOf(best), score: row[best]! };
+      if (opts.documentScores) chosen.documents = this.bestPerDocument(row);
+      return chosen;
     });
   }
 
@@ -421,15 +429,18 @@ export class Mac {
    * The document of chooseWindows' window has the highest. Empty bank: an empty array.
    */
   documentScores(questions: readonly string[], opts: { hierarchical?: number } = {}): Map<string, number>[] {
-    const ids = this.bank.count === 0 ? [] : this.entryDocIds();
-    return this.scoreWindows("documentScores", questions, opts).map((row) => {
-      const best = new Map<string, number>();
-      row.forEach((s, e) => {
-        const id = ids[e]!;
-        if (!best.has(id) || s > best.get(id)!) best.set(id, s);
-      });
-      return best;
+    return this.scoreWindows("documentScores", questions, opts).map((row) => this.bestPerDocument(row));
+  }
+
+  /** Each document's best score in a row of entry scores (bank order). */
+  private bestPerDocument(row: Float32Array): Map<string, number> {
+    const ids = this.entryDocIds();
+    const best = new Map<string, number>();
+    row.forEach((s, e) => {
+      const id = ids[e]!;
+      if (!best.has(id) || s > best.get(id)!) best.set(id, s);
     });
+    return best;
   }
 
   /** The aggregator's score of every bank entry for each question (rows in bank order; none for an empty bank). */

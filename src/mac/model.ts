@@ -124,18 +124,6 @@ export class MacModel extends Module {
   }
 
   /**
-   * The extractive memory's choice: for each question of q0 (B, T, d), the index of the entry its aggregator picks
-   * from `memory` (the first of equal bests). Under noGrad.
-   */
-  chooseEntries(q0: Tensor, memory: MemorySource): number[] {
-    return this.entryScores(q0, memory).map((row) => {
-      let best = 0;
-      for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
-      return row.length === 0 ? -1 : best;
-    });
-  }
-
-  /**
    * The extractive memory's score of every entry of `memory` for each question of q0 (B, T, d): B rows of N, in
    * bank order — all entries at once, or groups streamed in bank order (an entry's score does not depend on the
    * others, so groups give the same scores). Under noGrad.

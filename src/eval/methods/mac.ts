@@ -32,8 +32,9 @@ export interface ContextPrompter {
   prompts(questions: readonly StreamQuestion[]): string[];
   /** The retrieved documents for each question, best first. */
   retrieve(questions: readonly StreamQuestion[]): StreamDoc[][];
-  /** The retrieved documents' texts for each question, best first (as prompts() puts them in context). */
-  contexts(questions: readonly StreamQuestion[]): string[][];
+  /** The retrieved documents' texts for each question, best first (as prompts() puts them in context); given
+   * `retrieved` (retrieve()'s result for these questions), without searching again. */
+  contexts(questions: readonly StreamQuestion[], retrieved?: StreamDoc[][]): string[][];
   /** The retriever's score (higher is better) of each named document for each question. */
   scoresOf(questions: readonly StreamQuestion[], ids: readonly (readonly string[])[]): number[][];
   dispose(): void;
@@ -79,18 +80,18 @@ export function createMacMethod(mac: MacModel, ctx: MethodContext, o: MacMethodO
     for (let s = 0; s < questions.length; s += ctx.batchSize) {
       const batch = questions.slice(s, s + ctx.batchSize);
       const asked = batch.map((q) => q.question);
-      const windows = api.chooseWindows(asked, { hierarchical: o.groupSize });
-      const memory = memoryWeight > 0 ? api.documentScores(asked, { hierarchical: o.groupSize }) : null;
+      const windows = api.chooseWindows(asked, { hierarchical: o.groupSize, documentScores: memoryWeight > 0 });
       const retrieved = retrieval.retrieve(batch);
-      const contexts = retrieval.contexts(batch);
+      const contexts = retrieval.contexts(batch, retrieved);
       const pairs = batch.map((_, i) => [windows[i]!.id, retrieved[i]![0]?.id ?? windows[i]!.id]);
-      const lexical = memory ? retrieval.scoresOf(batch, pairs) : null;
+      const lexical = memoryWeight > 0 ? retrieval.scoresOf(batch, pairs) : null;
       batch.forEach((q, i) => {
         const [mine, first] = pairs[i]!;
+        const memory = windows[i]!.documents;
         // The memory's evidence wins where the two agree, or where its fused score beats the first document's.
         const fused = (j: number): number =>
-          lexical![i]![j]! + memoryWeight * (memory![i]!.get(pairs[i]![j]!) ?? -Infinity);
-        const readWindow = mine === first || (memory !== null && fused(0) > fused(1));
+          lexical![i]![j]! + memoryWeight * (memory!.get(pairs[i]![j]!) ?? -Infinity);
+        const readWindow = mine === first || (lexical !== null && fused(0) > fused(1));
         if (readWindow) out.push(framed(windows[i]!.text, q.question));
         else if (ctx.promptTemplate !== undefined) out.push(qaPrompt(ctx, q.question, contexts[i]!));
         else out.push(framed(contexts[i]!.map((t) => t.trim()).join("\n\n"), q.question));

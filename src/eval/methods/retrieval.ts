@@ -64,7 +64,7 @@ function rowOf(rows: ReadonlyMap<string, number>, id: string, op: string): numbe
 }
 
 /** The documents whose ids are not in `ids`, each id once (first occurrence). */
-function unseen(docs: readonly StreamDoc[], ids: ReadonlySet<string>): StreamDoc[] {
+function unseen(docs: readonly StreamDoc[], ids: ReadonlyMap<string, number>): StreamDoc[] {
   const batch = new Set<string>();
   return docs.filter((d) => !ids.has(d.id) && !batch.has(d.id) && (batch.add(d.id), true));
 }
@@ -93,7 +93,7 @@ export class Bm25Retriever implements Retriever {
   readonly kind = "bm25" as const;
   #db: Database.Database | null;
   readonly #docs: StreamDoc[] = [];
-  readonly #ids = new Set<string>();
+  /** Each indexed id's row in #docs (and, for BM25, its rowid). */
   readonly #rows = new Map<string, number>();
   readonly #insert: Database.Statement<[number, string]>;
   readonly #query: Database.Statement<[string, number], { rowid: number; rank: number }>;
@@ -122,13 +122,12 @@ export class Bm25Retriever implements Retriever {
 
   add(docs: readonly StreamDoc[], progress?: ProgressFn): void {
     const db = this.#open("add");
-    const fresh = unseen(docs, this.#ids);
+    const fresh = unseen(docs, this.#rows);
     db.transaction(() => {
       for (const d of fresh) {
         this.#insert.run(this.#docs.length, d.text);
         this.#rows.set(d.id, this.#docs.length);
         this.#docs.push(d);
-        this.#ids.add(d.id);
       }
     })();
     progress?.(docs.length, docs.length);
@@ -185,7 +184,7 @@ export class DenseRetriever implements Retriever {
   readonly maxLength: number;
   readonly batchSize: number;
   readonly #docs: StreamDoc[] = [];
-  readonly #ids = new Set<string>();
+  /** Each indexed id's row in #docs (and, for BM25, its rowid). */
   readonly #rows = new Map<string, number>();
   #emb: Float32Array = new Float32Array(0); // (capacity, dim) unit rows; the first size rows are used
   #disposed = false;
@@ -264,7 +263,7 @@ export class DenseRetriever implements Retriever {
 
   add(docs: readonly StreamDoc[], progress?: ProgressFn): void {
     this.#check("add");
-    const fresh = unseen(docs, this.#ids);
+    const fresh = unseen(docs, this.#rows);
     if (fresh.length === 0) {
       progress?.(docs.length, docs.length);
       return;
@@ -284,7 +283,6 @@ export class DenseRetriever implements Retriever {
     for (const d of fresh) {
       this.#rows.set(d.id, this.#docs.length);
       this.#docs.push(d);
-      this.#ids.add(d.id);
     }
   }
 

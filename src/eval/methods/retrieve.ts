@@ -68,10 +68,8 @@ export class RetrievalMethod implements QaMethod {
   }
 
   /** The texts put in front of each question: the retrieved documents, best first, each cut to maxContextTokens. */
-  contexts(questions: readonly StreamQuestion[]): string[][] {
-    return this.retrieve(questions).map((found) =>
-      found.map((d) => cutToTokens(this.ctx, d.text, this.maxContextTokens)),
-    );
+  contexts(questions: readonly StreamQuestion[], retrieved = this.retrieve(questions)): string[][] {
+    return retrieved.map((found) => found.map((d) => cutToTokens(this.ctx, d.text, this.maxContextTokens)));
   }
 
   /** The prompts answer() gives the base LM. */
